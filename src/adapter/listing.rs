@@ -1,0 +1,158 @@
+//! Turning one vendor list answer into one canonical page: normalize, apply the filters callgate
+//! owns, slice when the vendor does not page, and decide where the next page starts.
+
+use super::normalize::{Context, ListMeta, NormalizeError};
+use super::plan::ListPlan;
+use super::rules::{Drift, Params};
+use super::spec::PaginationStyle;
+use super::Adapter;
+use crate::canonical::list_query::{FilterName, Filters};
+use crate::canonical::{timestamp, Call};
+use serde_json::Value;
+
+/// One canonical page before it gets its cursor.
+#[derive(Debug)]
+pub struct ListPage {
+    pub calls: Vec<Call>,
+    /// Where the next page starts, or `None` at the end.
+    pub next_offset: Option<u64>,
+    pub total: Option<u64>,
+}
+
+impl ListPlan {
+    pub fn assemble(
+        &self,
+        adapter: &Adapter,
+        body: &Value,
+        provider: &str,
+        include_raw: bool,
+        filters: &Filters,
+        drift: &mut Vec<Drift>,
+    ) -> Result<ListPage, NormalizeError> {
+        let (items, meta) = adapter.extract_list(body)?;
+        let cx = Context {
+            provider,
+            params: Params(&self.params),
+            include_raw,
+        };
+        let normalize =
+            |items: &[&Value], drift: &mut Vec<Drift>| -> Result<Vec<Call>, NormalizeError> {
+                items
+                    .iter()
+                    .map(|it| adapter.normalize_call(it, cx, drift))
+                    .collect()
+            };
+        let keep = |c: &Call| self.local.iter().all(|f| matches(c, *f, filters));
+        let offset = self.offset;
+        let size = u64::from(self.size);
+        match self.style {
+            PaginationStyle::None => {
+                // The vendor returned everything; callgate owns the window.
+                let all: Vec<Call> = if self.local.is_empty() {
+                    let start = (offset as usize).min(items.len());
+                    let end = (start + size as usize).min(items.len());
+                    let window = normalize(&items[start..end], drift)?;
+                    return Ok(ListPage {
+                        calls: window,
+                        next_offset: (end < items.len()).then_some(end as u64),
+                        total: Some(items.len() as u64),
+                    });
+                } else {
+                    normalize(&items, drift)?.into_iter().filter(keep).collect()
+                };
+                let total = all.len() as u64;
+                let calls: Vec<Call> = all
+                    .into_iter()
+                    .skip(offset as usize)
+                    .take(size as usize)
+                    .collect();
+                let end = offset + size;
+                Ok(ListPage {
+                    calls,
+                    next_offset: (end < total).then_some(end),
+                    total: Some(total),
+                })
+            }
+            PaginationStyle::Page => {
+                let raw_count = items.len() as u64;
+                let calls: Vec<Call> = normalize(&items, drift)?.into_iter().filter(keep).collect();
+                let more = has_more(&meta, offset, size, raw_count);
+                Ok(ListPage {
+                    calls,
+                    next_offset: more.then_some(offset + size),
+                    total: if self.local.is_empty() {
+                        meta.total
+                    } else {
+                        None
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// Whether a paged vendor has a page after this one, from the best signal it gave.
+fn has_more(meta: &ListMeta, offset: u64, size: u64, raw_count: u64) -> bool {
+    if raw_count == 0 {
+        return false;
+    }
+    if let Some(b) = meta.has_next {
+        return b;
+    }
+    if let Some(pages) = meta.total_pages {
+        return offset / size + 1 < pages;
+    }
+    if let Some(total) = meta.total {
+        return offset + raw_count < total;
+    }
+    raw_count >= size
+}
+
+/// Whether a normalized call passes one canonical filter.
+pub fn matches(call: &Call, filter: FilterName, f: &Filters) -> bool {
+    let created = || {
+        call.created_at
+            .as_deref()
+            .and_then(timestamp::parse_datetime)
+    };
+    match filter {
+        FilterName::AgentId => call.agent.id.as_deref() == f.agent_id.as_deref(),
+        FilterName::Status => f.status.is_empty() || f.status.contains(&call.status),
+        FilterName::Channel => call.channel == f.channel,
+        FilterName::Direction => call.direction == f.direction,
+        FilterName::From => match (created(), &f.from) {
+            (Some(t), Some(b)) => t >= b.instant,
+            (_, None) => true,
+            (None, Some(_)) => false,
+        },
+        FilterName::To => match (created(), &f.to) {
+            (Some(t), Some(b)) => t < b.instant,
+            (_, None) => true,
+            (None, Some(_)) => false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn has_more_prefers_explicit_signals() {
+        let m = |has_next, total, total_pages| ListMeta {
+            has_next,
+            total,
+            total_pages,
+        };
+        assert!(!has_more(&m(Some(false), Some(100), None), 0, 10, 10));
+        assert!(has_more(&m(None, None, Some(3)), 10, 10, 10));
+        assert!(!has_more(&m(None, None, Some(2)), 10, 10, 10));
+        assert!(!has_more(&m(None, Some(25), None), 20, 10, 5));
+        assert!(has_more(&m(None, None, None), 0, 10, 10));
+        assert!(!has_more(&m(None, None, None), 0, 10, 9));
+        assert!(
+            !has_more(&m(Some(true), None, None), 0, 10, 0),
+            "an empty page ends the walk"
+        );
+    }
+}

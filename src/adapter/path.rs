@@ -1,0 +1,172 @@
+//! JSONPath expressions of adapter files, compiled once at load with jsonpath-rust.
+//!
+//! Almost every path an adapter uses is a plain walk (`$.data.calls`, `$.meta.total_count`,
+//! `$.items[0]`); those run as a direct lookup with no allocation. Anything richer (filters,
+//! wildcards, descendants) runs through jsonpath-rust's compiled query.
+
+use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
+use jsonpath_rust::parser::parse_json_path;
+use jsonpath_rust::query::js_path_process;
+use serde_json::Value;
+
+#[derive(Clone, Debug)]
+enum Step {
+    Key(String),
+    Index(i64),
+}
+
+#[derive(Clone, Debug)]
+enum Plan {
+    /// A walk of names and indexes; `$` alone is an empty walk.
+    Walk(Vec<Step>),
+    Query(JpQuery),
+}
+
+/// A compiled JSONPath.
+#[derive(Clone, Debug)]
+pub struct JsonPath {
+    source: String,
+    plan: Plan,
+}
+
+impl JsonPath {
+    /// Compiles `source`; the error is jsonpath-rust's own message.
+    pub fn compile(source: &str) -> Result<JsonPath, String> {
+        let query = parse_json_path(source).map_err(|e| e.to_string())?;
+        let walk: Option<Vec<Step>> = query
+            .segments
+            .iter()
+            .map(|seg| match seg {
+                Segment::Selector(Selector::Name(n)) => Some(Step::Key(n.clone())),
+                Segment::Selector(Selector::Index(i)) => Some(Step::Index(*i)),
+                _ => None,
+            })
+            .collect();
+        let plan = match walk {
+            Some(steps) => Plan::Walk(steps),
+            None => Plan::Query(query),
+        };
+        Ok(JsonPath {
+            source: source.to_string(),
+            plan,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The first node the path selects, if any.
+    pub fn first<'a>(&self, root: &'a Value) -> Option<&'a Value> {
+        match &self.plan {
+            Plan::Walk(steps) => walk(root, steps),
+            Plan::Query(q) => js_path_process(q, root)
+                .ok()
+                .and_then(|nodes| nodes.into_iter().next().map(|n| n.val())),
+        }
+    }
+
+    /// The nodes a list-valued path selects: when the path selects one array, its elements; one
+    /// non-null value, that value; several nodes, those nodes; nothing or `null`, nothing.
+    pub fn elements<'a>(&self, root: &'a Value) -> Vec<&'a Value> {
+        let nodes: Vec<&Value> = match &self.plan {
+            Plan::Walk(steps) => walk(root, steps).into_iter().collect(),
+            Plan::Query(q) => js_path_process(q, root)
+                .map(|nodes| nodes.into_iter().map(|n| n.val()).collect())
+                .unwrap_or_default(),
+        };
+        match nodes.as_slice() {
+            [Value::Array(items)] => items.iter().collect(),
+            [Value::Null] => Vec::new(),
+            _ => nodes,
+        }
+    }
+}
+
+fn walk<'a>(mut node: &'a Value, steps: &[Step]) -> Option<&'a Value> {
+    for step in steps {
+        node = match (step, node) {
+            (Step::Key(k), Value::Object(map)) => map.get(k)?,
+            (Step::Index(i), Value::Array(items)) => {
+                let idx = if *i < 0 {
+                    items.len().checked_sub(i.unsigned_abs() as usize)?
+                } else {
+                    *i as usize
+                };
+                items.get(idx)?
+            }
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc() -> Value {
+        json!({"data": {"calls": [{"id": 1, "tags": ["a"]}, {"id": 2}], "odd key": 5}, "n": null})
+    }
+
+    #[test]
+    fn walk_and_query_agree_with_jsonpath_rust() {
+        let d = doc();
+        for p in [
+            "$.data.calls[1].id",
+            "$.data['odd key']",
+            "$.data.calls[-1].id",
+            "$",
+        ] {
+            let compiled = JsonPath::compile(p).unwrap();
+            assert!(
+                matches!(compiled.plan, Plan::Walk(_)),
+                "{p} should take the fast path"
+            );
+            let expected = jsonpath_rust::query::js_path_vals(p, &d).unwrap();
+            assert_eq!(compiled.first(&d), expected.first().copied(), "{p}");
+        }
+        let filtered = JsonPath::compile("$.data.calls[?@.id > 1].id").unwrap();
+        assert!(matches!(filtered.plan, Plan::Query(_)));
+        assert_eq!(filtered.first(&d), Some(&json!(2)));
+    }
+
+    #[test]
+    fn elements_flatten_one_array_and_skip_null() {
+        let d = doc();
+        assert_eq!(
+            JsonPath::compile("$.data.calls")
+                .unwrap()
+                .elements(&d)
+                .len(),
+            2
+        );
+        assert_eq!(
+            JsonPath::compile("$.data.calls[*].id")
+                .unwrap()
+                .elements(&d)
+                .len(),
+            2
+        );
+        assert_eq!(
+            JsonPath::compile("$.data.calls[0]")
+                .unwrap()
+                .elements(&d)
+                .len(),
+            1
+        );
+        assert!(JsonPath::compile("$.n").unwrap().elements(&d).is_empty());
+        assert!(JsonPath::compile("$.missing")
+            .unwrap()
+            .elements(&d)
+            .is_empty());
+    }
+
+    #[test]
+    fn bad_paths_fail_to_compile_with_a_message() {
+        let err = JsonPath::compile("$.data[").unwrap_err();
+        assert!(!err.is_empty());
+        assert!(JsonPath::compile("data.calls").is_err());
+    }
+}

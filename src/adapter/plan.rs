@@ -1,0 +1,215 @@
+//! Request planning: a canonical request → the exact vendor request (method, path, query, body).
+//!
+//! Pure: no credentials (the provider adds its auth headers), no network. `explain` and the
+//! exchange both use these plans, so what `explain` prints is what is sent.
+
+use super::rules::Params;
+use super::spec::{FilterFormat, PaginationStyle};
+use super::{Adapter, Endpoint, PathPiece};
+use crate::canonical::cursor::Position;
+use crate::canonical::list_query::{FilterName, ListQuery, TimeBound};
+use crate::canonical::timestamp;
+use crate::canonical::{ErrorCode, Problem};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A vendor request without credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VendorRequest {
+    pub method: String,
+    /// Path and query, relative to the provider's base URL.
+    pub path_and_query: String,
+    pub body: Option<Vec<u8>>,
+}
+
+/// A planned list page: the request, and what callgate must do with the answer.
+#[derive(Clone, Debug)]
+pub struct ListPlan {
+    pub request: VendorRequest,
+    /// Path parameters, for normalization (e.g. the agent of an agent-scoped list).
+    pub params: Vec<(String, String)>,
+    /// Filters callgate applies itself after normalization.
+    pub local: Vec<FilterName>,
+    pub style: PaginationStyle,
+    pub offset: u64,
+    pub size: u32,
+}
+
+impl Adapter {
+    /// Plans `get_call` for the id parts after the provider (already checked to be the right
+    /// number by the caller via [`Adapter::id_params`]).
+    pub fn plan_get(&self, params: &[(String, String)]) -> Result<VendorRequest, Problem> {
+        let get = self
+            .get
+            .as_ref()
+            .ok_or_else(|| unsupported(&self.vendor, "get_call"))?;
+        Ok(build(&get.endpoint, Params(params), Vec::new()))
+    }
+
+    /// Pairs an id's parts with the adapter's id params, or explains what is wrong with the id.
+    pub fn id_params(&self, parts: Vec<String>) -> Result<Vec<(String, String)>, Problem> {
+        if parts.len() != self.id_parts.len() {
+            let shape: Vec<&str> = self.id_parts.iter().map(|p| p.param.as_str()).collect();
+            return Err(Problem::field(
+                ErrorCode::InvalidRequest,
+                "id",
+                format!(
+                    "ids of this provider look like \"<provider>:{}\"",
+                    shape.join(":")
+                ),
+            ));
+        }
+        Ok(self
+            .id_parts
+            .iter()
+            .map(|p| p.param.clone())
+            .zip(parts)
+            .collect())
+    }
+
+    /// The page size a walk over this vendor uses for a requested limit.
+    pub fn page_size(&self, limit: u32) -> u32 {
+        let max = self.list.as_ref().map_or(100, |l| l.pagination.max_size);
+        limit.clamp(1, max)
+    }
+
+    /// Plans one page of `list_calls`.
+    pub fn plan_list(&self, q: &ListQuery, at: &Position) -> Result<ListPlan, Problem> {
+        let list = self
+            .list
+            .as_ref()
+            .ok_or_else(|| unsupported(&self.vendor, "list_calls"))?;
+        let f = &q.filters;
+        let mut params = Vec::new();
+        let mut query = Vec::new();
+        let mut local = Vec::new();
+        for name in f.present() {
+            let Some(rule) = list.filter(name) else {
+                return Err(Problem::field(
+                    ErrorCode::UnsupportedFilter,
+                    name.name(),
+                    format!(
+                        "provider {:?} ({}) cannot filter by {}",
+                        at.provider,
+                        self.vendor,
+                        name.name()
+                    ),
+                ));
+            };
+            let value = match name {
+                FilterName::AgentId => f.agent_id.clone().unwrap_or_default(),
+                FilterName::Status => f
+                    .status
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                FilterName::Channel => f.channel.map(|c| c.name().to_string()).unwrap_or_default(),
+                FilterName::Direction => f
+                    .direction
+                    .map(|d| d.name().to_string())
+                    .unwrap_or_default(),
+                FilterName::From => bound(f.from.as_ref(), rule.format, name, &self.vendor)?,
+                FilterName::To => bound(f.to.as_ref(), rule.format, name, &self.vendor)?,
+            };
+            if let Some(pp) = &rule.path_param {
+                params.push((pp.clone(), value.clone()));
+            }
+            if let Some(qp) = &rule.query {
+                query.push((qp.clone(), value));
+            }
+            if rule.local {
+                local.push(name);
+            }
+        }
+        for (name, rule) in &list.filters {
+            if rule.path_param.is_some() && !f.present().contains(name) {
+                return Err(Problem::field(
+                    ErrorCode::InvalidRequest,
+                    name.name(),
+                    format!(
+                        "required by provider {:?}: {} lists calls per {}",
+                        at.provider,
+                        self.vendor,
+                        name.name()
+                    ),
+                ));
+            }
+        }
+        let pg = &list.pagination;
+        if pg.style == PaginationStyle::Page {
+            let page = u64::from(pg.first_page) + at.offset / u64::from(at.size.max(1));
+            query.push((pg.page_param.clone(), page.to_string()));
+            query.push((pg.size_param.clone(), at.size.to_string()));
+        }
+        Ok(ListPlan {
+            request: build(&list.endpoint, Params(&params), query),
+            params,
+            local,
+            style: pg.style,
+            offset: at.offset,
+            size: at.size,
+        })
+    }
+}
+
+fn unsupported(vendor: &str, op: &str) -> Problem {
+    Problem::new(
+        ErrorCode::UnsupportedOperation,
+        format!("vendor {vendor:?} has no {op} operation"),
+    )
+}
+
+fn bound(
+    b: Option<&TimeBound>,
+    format: FilterFormat,
+    name: FilterName,
+    vendor: &str,
+) -> Result<String, Problem> {
+    let Some(b) = b else { return Ok(String::new()) };
+    match format {
+        FilterFormat::Value => Ok(b.raw.clone()),
+        FilterFormat::Date if b.date_only => Ok(b.raw.clone()),
+        FilterFormat::Date => {
+            let hint = timestamp::format_date(b.instant.date());
+            Err(Problem::field(
+                ErrorCode::UnsupportedFilter,
+                name.name(),
+                format!("vendor {vendor:?} filters by whole days only; give a date such as {hint}"),
+            ))
+        }
+    }
+}
+
+fn build(ep: &Endpoint, params: Params<'_>, mut query: Vec<(String, String)>) -> VendorRequest {
+    let mut path = String::new();
+    for piece in &ep.path.pieces {
+        match piece {
+            PathPiece::Literal(l) => path.push_str(l),
+            PathPiece::Param(p) => path.extend(utf8_percent_encode(
+                params.get(p).unwrap_or_default(),
+                SEGMENT,
+            )),
+        }
+    }
+    let mut all = ep.query.clone();
+    all.append(&mut query);
+    if !all.is_empty() {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &all {
+            ser.append_pair(k, v);
+        }
+        path.push('?');
+        path.push_str(&ser.finish());
+    }
+    VendorRequest {
+        method: ep.method.clone(),
+        path_and_query: path,
+        body: None,
+    }
+}

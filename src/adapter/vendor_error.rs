@@ -1,0 +1,114 @@
+//! Reading a vendor's answer: a usable JSON body, or the canonical problem its failure maps to
+//! (DESIGN.md's error table). Vendor bodies are never passed through; at most the vendor's own
+//! short message reaches `detail`, with `providerStatus` and `providerCode` beside it.
+
+use super::rules::scalar_text;
+use super::Adapter;
+use crate::canonical::{ErrorCode, Problem};
+use serde_json::Value;
+
+/// Longest vendor message quoted in a problem's `detail`.
+const MAX_QUOTE: usize = 300;
+
+impl Adapter {
+    /// Classifies a complete vendor answer.
+    pub fn read_answer(
+        &self,
+        provider: &str,
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+    ) -> Result<Value, Problem> {
+        let json: Option<Value> = serde_json::from_slice(body).ok();
+        if (200..300).contains(&status) {
+            let Some(json) = json else {
+                return Err(self.problem(
+                    provider,
+                    ErrorCode::ProviderError,
+                    status,
+                    None,
+                    "the provider answered with a body that is not JSON",
+                ));
+            };
+            if self
+                .errors
+                .error_when
+                .as_ref()
+                .is_some_and(|c| c.holds(&json))
+            {
+                return Err(self.problem(
+                    provider,
+                    ErrorCode::ProviderError,
+                    status,
+                    Some(&json),
+                    "the provider answered with an error envelope",
+                ));
+            }
+            return Ok(json);
+        }
+        let (code, what) = match status {
+            401 | 403 => (ErrorCode::ProviderAuthFailed, "the provider refused callgate's credentials; check the provider's credentials in config"),
+            404 => (ErrorCode::NotFound, "the provider has no such call or resource"),
+            408 => (ErrorCode::ProviderTimeout, "the provider timed out"),
+            429 => (ErrorCode::ProviderRateLimited, "the provider is rate limiting callgate"),
+            400 | 422 => (ErrorCode::InvalidRequest, "the provider refused the request"),
+            500..=599 => (ErrorCode::ProviderError, "the provider failed"),
+            _ => (ErrorCode::ProviderError, "the provider answered with an unexpected status"),
+        };
+        let mut p = self.problem(provider, code, status, json.as_ref(), what);
+        if code == ErrorCode::ProviderRateLimited {
+            p.retry_after = retry_after.map(str::to_string);
+        }
+        Err(p)
+    }
+
+    fn problem(
+        &self,
+        provider: &str,
+        code: ErrorCode,
+        status: u16,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Problem {
+        let message = body.and_then(|b| {
+            self.errors
+                .message
+                .iter()
+                .find_map(|p| message_text(p.first(b)?))
+        });
+        let detail = match message {
+            Some(m) => format!("{what} (provider {provider:?} said HTTP {status}: {m})"),
+            None => format!("{what} (provider {provider:?} said HTTP {status})"),
+        };
+        let mut p = Problem::new(code, detail).with_provider(provider);
+        p.provider_status = Some(status);
+        p.provider_code = body.and_then(|b| {
+            self.errors
+                .code
+                .iter()
+                .find_map(|p| scalar_text(p.first(b)?).map(|s| s.into_owned()))
+        });
+        p
+    }
+}
+
+/// A vendor message: a string, or an array of strings joined with "; ", shortened.
+fn message_text(v: &Value) -> Option<String> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => return None,
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(match text.char_indices().nth(MAX_QUOTE) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    })
+}

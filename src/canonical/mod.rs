@@ -1,0 +1,38 @@
+//! The canonical call API: the one shape every internal service sees, whatever vendor is behind it.
+//!
+//! This module owns the public contract of `../shared/DESIGN.md`: the [`Call`] object, list pages,
+//! RFC 9457 problems, call ids and cursors. It knows nothing of vendors, adapters or Pingora; the
+//! rest of the gateway translates *into* these types.
+
+pub mod call;
+pub mod cursor;
+pub mod id;
+pub mod list_query;
+pub mod problem;
+pub mod timestamp;
+
+pub use call::{Call, CallStatus, Channel, Direction};
+pub use problem::{ErrorCode, FieldError, Problem};
+
+/// The operations callgate knows, with fixed names used in capabilities, metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    ListCalls,
+    GetCall,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 2] = [Operation::ListCalls, Operation::GetCall];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::ListCalls => "list_calls",
+            Operation::GetCall => "get_call",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|op| op.name() == name)
+    }
+}

@@ -1,0 +1,71 @@
+//! Canonical timestamps: RFC 3339, UTC, millisecond precision (`2026-10-05T14:03:07.000Z`).
+//! The one place that formats and parses instants, using the `time` crate.
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
+
+/// Formats an instant the canonical way.
+pub fn format(instant: OffsetDateTime) -> String {
+    let utc = instant.to_offset(UtcOffset::UTC);
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    utc.format(fmt).unwrap_or_default()
+}
+
+/// Parses an ISO-8601 / RFC 3339 date-time as vendors send them: with `Z` or an offset, with or
+/// without fractional seconds, and (tolerantly) without any offset, read as UTC.
+pub fn parse_datetime(s: &str) -> Option<OffsetDateTime> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(t);
+    }
+    let naive = format_description!(
+        version = 2,
+        "[year]-[month]-[day][first [T] [ ]][hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    PrimitiveDateTime::parse(s, naive)
+        .ok()
+        .map(|p| p.assume_utc())
+}
+
+/// Parses a calendar date `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Option<Date> {
+    Date::parse(s, format_description!("[year]-[month]-[day]")).ok()
+}
+
+/// Formats a calendar date `YYYY-MM-DD`.
+pub fn format_date(d: Date) -> String {
+    d.format(format_description!("[year]-[month]-[day]"))
+        .unwrap_or_default()
+}
+
+/// An instant from epoch milliseconds, if representable.
+pub fn from_epoch_millis(ms: i128) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(ms.checked_mul(1_000_000)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_with_milliseconds() {
+        let t = parse_datetime("2025-03-17T16:30:00.1234+02:00").unwrap();
+        assert_eq!(format(t), "2025-03-17T14:30:00.123Z");
+        assert_eq!(
+            format(from_epoch_millis(1703097600000).unwrap()),
+            "2023-12-20T18:40:00.000Z"
+        );
+    }
+
+    #[test]
+    fn tolerates_missing_offset_and_refuses_garbage() {
+        assert_eq!(
+            format(parse_datetime("2019-08-24T14:15:22").unwrap()),
+            "2019-08-24T14:15:22.000Z"
+        );
+        assert!(parse_datetime("yesterday").is_none());
+        assert!(parse_date("2025-02-30").is_none());
+        assert!(from_epoch_millis(i128::MAX).is_none());
+    }
+}
