@@ -7,7 +7,10 @@
 //! Vendor knowledge lives in `adapters/*.toml`, compiled by [`adapter`]; no vendor is named here.
 
 pub mod adapter;
+pub mod admin;
 pub mod canonical;
 pub mod config;
 pub mod gateway;
+pub mod logging;
 pub mod proxy;
+pub mod server;

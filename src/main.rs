@@ -1,1 +1,43 @@
-fn main() {}
+//! The `callgate` binary: `serve`, `demo` and `sim`. Argument parsing with clap; every command
+//! is a thin call into the library (or, for `demo` and `sim`, into the simulators crate).
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "callgate",
+    version,
+    about = "One canonical call API in front of many voice/chat AI vendors"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file (TOML).
+        #[arg(long, env = "CALLGATE_CONFIG", default_value = "config/callgate.toml")]
+        config: PathBuf,
+    },
+    /// The three vendor simulators and the gateway on them, in one process (gateway key `demo-key`).
+    Demo(cli::demo::DemoArgs),
+    /// The vendor simulators alone.
+    Sim(cli::sim::SimArgs),
+}
+
+fn main() -> ExitCode {
+    // Before anything else can pick another rustls crypto provider (PINGORA-NOTES, #446).
+    pingora::tls::install_default_crypto_provider();
+    match Args::parse().command {
+        Command::Serve { config } => cli::serve::run(&config),
+        Command::Demo(args) => cli::demo::run(args),
+        Command::Sim(args) => cli::sim::run(args),
+    }
+}

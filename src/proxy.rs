@@ -1,1 +1,113 @@
+//! Pingora glue, and the only module that knows Pingora's proxy hooks.
+//!
+//! callgate answers every request itself: a vendor status can depend on the vendor's body (an
+//! error envelope inside a 200, a body that cannot be normalized), so the exchange with the vendor
+//! happens *before* the client's status line is written (PINGORA-NOTES: "Rewriting response
+//! bodies"). `request_filter` hands the request to the [`Gateway`] and writes its answer;
+//! `logging` writes the one request log line.
 
+use crate::gateway::answer::{self, Outcome};
+use crate::gateway::{Gateway, Incoming};
+use async_trait::async_trait;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct CallgateProxy {
+    pub gateway: Arc<Gateway>,
+}
+
+/// Per-request state: only what the log line needs.
+pub struct RequestCtx {
+    started: Instant,
+    request_id: String,
+    status: u16,
+    outcome: Outcome,
+}
+
+fn header<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
+    session
+        .req_header()
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+}
+
+#[async_trait]
+impl ProxyHttp for CallgateProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            request_id: String::new(),
+            status: 0,
+            outcome: Outcome::default(),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.request_id = answer::request_id(header(session, "x-request-id"));
+        let req = session.req_header();
+        let incoming = Incoming {
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            query: req.uri.query(),
+            authorization: header(session, "authorization"),
+            request_id: &ctx.request_id,
+        };
+        let answer = self.gateway.handle(incoming).await;
+        let mut resp = ResponseHeader::build(answer.status, Some(5))?;
+        resp.insert_header("Content-Type", answer.content_type)?;
+        resp.insert_header("Content-Length", answer.body.len().to_string())?;
+        resp.insert_header("X-Request-Id", &ctx.request_id)?;
+        if let Some(retry_after) = &answer.retry_after {
+            resp.insert_header("Retry-After", retry_after)?;
+        }
+        ctx.status = answer.status;
+        ctx.outcome = answer.outcome;
+        let head_only = session.req_header().method == "HEAD";
+        session
+            .write_response_header(Box::new(resp), head_only)
+            .await?;
+        if !head_only {
+            session.write_response_body(Some(answer.body), true).await?;
+        }
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        // Never reached: request_filter answers every request.
+        Err(Error::explain(
+            ErrorType::InternalError,
+            "callgate answers every request itself",
+        ))
+    }
+
+    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        let o = &ctx.outcome;
+        let total_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            target: "callgate::request",
+            request_id = %ctx.request_id,
+            method = %session.req_header().method,
+            path = %session.req_header().uri.path(),
+            status = ctx.status,
+            code = o.code.map(|c| c.name()).unwrap_or(""),
+            tenant = o.tenant.as_deref().unwrap_or(""),
+            provider = o.provider.as_deref().unwrap_or(""),
+            operation = o.operation.map(|op| op.name()).unwrap_or(""),
+            total_ms,
+            upstream_ms = o.upstream.as_secs_f64() * 1000.0,
+            drift = o.drift,
+            error = error.map(|e| e.etype().as_str()).unwrap_or(""),
+            "request"
+        );
+    }
+}

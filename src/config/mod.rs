@@ -1,1 +1,73 @@
+//! Configuration: one TOML file (every key overridable as `CALLGATE__SECTION__KEY`), validated
+//! whole into an immutable [`Runtime`] snapshot together with the adapters it names.
+//!
+//! Secrets are never in the file: credentials and gateway keys are references to environment
+//! variables, resolved here through an [`Env`] lookup so tests and `demo` can supply their own.
 
+mod file;
+mod runtime;
+
+pub use file::{ConfigFile, DefaultRoute};
+pub use runtime::{Provider, Runtime, Secret, Settings, Tenant, Upstream};
+
+use std::path::Path;
+
+/// One problem with the configuration, with its place.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct ConfigError {
+    pub file: String,
+    /// Dotted key (`providers.zudu.credentials.api_key`).
+    pub key: String,
+    pub reason: String,
+}
+
+/// Where secret references are resolved.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Reads `path` (plus `CALLGATE__…` environment overrides) and builds a validated runtime.
+/// A relative `server.adapters` is looked up in the working directory, then beside the file.
+pub fn load(path: &Path, env: Env<'_>) -> Result<Runtime, Vec<ConfigError>> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&text, &name, path.parent().unwrap_or(Path::new(".")), env),
+        Err(e) => Err(vec![ConfigError {
+            file: name,
+            key: "file".into(),
+            reason: e.to_string(),
+        }]),
+    }
+}
+
+/// Like [`load`], for config text that is not in a file (`demo`'s embedded config).
+pub fn load_str(
+    text: &str,
+    name: &str,
+    base: &Path,
+    env: Env<'_>,
+) -> Result<Runtime, Vec<ConfigError>> {
+    let fail = |reason: String| {
+        vec![ConfigError {
+            file: name.to_string(),
+            key: "file".into(),
+            reason,
+        }]
+    };
+    let raw = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("CALLGATE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let parsed: ConfigFile = raw.try_deserialize().map_err(|e| fail(e.to_string()))?;
+    runtime::build(name, base, parsed, env)
+}

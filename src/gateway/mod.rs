@@ -1,1 +1,120 @@
+//! The gateway: one canonical request in, one answer out, over the config snapshot the request
+//! started with. Pingora-free: [`crate::proxy`] feeds it requests and writes its answers.
 
+pub mod answer;
+pub mod auth;
+mod calls;
+pub mod exchange;
+pub mod health;
+mod providers;
+pub mod route;
+
+use crate::canonical::{ErrorCode, Problem};
+use crate::config::Runtime;
+use answer::{Answer, Outcome};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use exchange::VendorClient;
+use std::sync::Arc;
+
+/// The OpenAPI document served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../openapi/openapi.json");
+
+/// A client request, as the gateway needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+    pub request_id: &'a str,
+}
+
+pub struct Gateway {
+    runtime: ArcSwap<Runtime>,
+    client: VendorClient,
+    health: health::HealthBoard,
+}
+
+impl Gateway {
+    pub fn new(runtime: Runtime) -> Gateway {
+        Gateway {
+            runtime: ArcSwap::from_pointee(runtime),
+            client: VendorClient::default(),
+            health: health::HealthBoard::default(),
+        }
+    }
+
+    /// The current config snapshot.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Swaps in a new, already validated snapshot; requests in flight keep theirs.
+    pub fn replace_runtime(&self, rt: Runtime) {
+        self.runtime.store(Arc::new(rt));
+    }
+
+    pub async fn handle(&self, req: Incoming<'_>) -> Answer {
+        let rt = self.runtime();
+        let mut outcome = Outcome::default();
+        match self.dispatch(&rt, req, &mut outcome).await {
+            Ok(answer) => answer,
+            Err(problem) => Answer::problem(problem, req.request_id, outcome),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        rt: &Runtime,
+        req: Incoming<'_>,
+        outcome: &mut Outcome,
+    ) -> Result<Answer, Problem> {
+        let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+        if req.method == "GET" && req.path == "/openapi.json" {
+            return Ok(Answer::raw_json(
+                Bytes::from_static(OPENAPI.as_bytes()),
+                std::mem::take(outcome),
+            ));
+        }
+        if segments.first() != Some(&"v1") {
+            return Err(not_found(req));
+        }
+        let tenant = auth::authenticate(rt, req.authorization)?;
+        outcome.tenant = Some(tenant.name.clone());
+        let cx = calls::CallCx {
+            gateway: self,
+            rt,
+            tenant: &tenant,
+            req,
+        };
+        match (req.method, &segments[1..]) {
+            ("GET", ["providers"]) => Ok(providers::list(
+                rt,
+                &tenant,
+                &self.health,
+                std::mem::take(outcome),
+            )),
+            ("GET", ["calls"]) => cx.list(outcome).await,
+            ("GET", ["calls", id]) if !id.is_empty() => cx.get(id, outcome).await,
+            ("POST", ["calls"]) | ("PATCH" | "PUT", ["calls", _]) => Err(Problem::new(
+                ErrorCode::UnsupportedOperation,
+                format!(
+                    "{} {} is not available in this release of callgate",
+                    req.method, req.path
+                ),
+            )),
+            _ => Err(not_found(req)),
+        }
+    }
+}
+
+fn not_found(req: Incoming<'_>) -> Problem {
+    Problem::new(
+        ErrorCode::NotFound,
+        format!(
+            "{} {} is not a route of callgate (see /openapi.json)",
+            req.method, req.path
+        ),
+    )
+}

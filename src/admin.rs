@@ -1,0 +1,39 @@
+//! The admin listener: `/healthz` (the process serves), `/readyz` (a config is loaded and the
+//! gateway accepts requests). Separate from the API port so probes and scrapes never need a key.
+
+use crate::gateway::Gateway;
+use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use std::sync::Arc;
+
+pub struct AdminApp {
+    pub gateway: Arc<Gateway>,
+}
+
+fn text(status: u16, body: &str) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(status)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .header("Content-Length", body.len())
+        .body(body.as_bytes().to_vec())
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        match session.req_header().uri.path() {
+            "/healthz" => text(200, "ok\n"),
+            "/readyz" => {
+                let rt = self.gateway.runtime();
+                if rt.providers.is_empty() {
+                    text(503, "no providers configured\n")
+                } else {
+                    text(200, "ready\n")
+                }
+            }
+            _ => text(404, "not found; try /healthz or /readyz\n"),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Commands of the `callgate` binary. `demo` and `sim` are the only callers of the simulators.
+
+pub mod demo;
+pub mod serve;
+pub mod sim;

@@ -1,0 +1,127 @@
+//! The config file format (`config/callgate.toml`), as written by ops. Unknown keys are refused.
+//! Documented key by key in `config/README.md`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub logging: LoggingSection,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSection>,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address of the canonical API listener.
+    pub listen: String,
+    /// Address of the admin listener (`/healthz`, `/readyz`, `/metrics`).
+    pub admin_listen: String,
+    /// Worker threads of the gateway service.
+    pub threads: usize,
+    /// Directory of adapter files, relative to the working directory.
+    pub adapters: String,
+    /// Largest vendor answer callgate reads, in bytes.
+    pub max_vendor_body_bytes: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:8080".into(),
+            admin_listen: "127.0.0.1:9090".into(),
+            threads: 2,
+            adapters: "adapters".into(),
+            max_vendor_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSection {
+    /// `json` (one object per line) or `pretty` (for a terminal).
+    pub format: String,
+    /// A `tracing` filter such as `info` or `callgate=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        LoggingSection {
+            format: "json".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// A secret is only ever a reference to an environment variable.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub env: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    /// Adapter (vendor) name, e.g. `zudu`.
+    pub vendor: String,
+    /// `https://api.vendor.example` (with an optional path prefix).
+    pub base_url: String,
+    /// Credential name (as the adapter's `auth.credentials` lists them) → environment variable.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, SecretRef>,
+    /// Whole exchange with the vendor, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Agent ids of this account, listed by `/v1/providers`.
+    #[serde(default)]
+    pub agents: Vec<String>,
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSection {
+    /// Gateway keys of this tenant, by environment variable.
+    pub keys: Vec<SecretRef>,
+    /// Providers this tenant may use.
+    pub providers: Vec<String>,
+    /// The default route: one provider, or a weighted split `{ a = 90, b = 10 }`.
+    #[serde(default)]
+    pub default: Option<DefaultRoute>,
+    /// Agent rules: calls of this agent go to this provider.
+    #[serde(default)]
+    pub routes: Vec<AgentRoute>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum DefaultRoute {
+    One(String),
+    Split(BTreeMap<String, u32>),
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRoute {
+    pub agent: String,
+    pub provider: String,
+}

@@ -1,0 +1,414 @@
+//! The validated, immutable snapshot the gateway serves from. Built whole or not at all; a
+//! request pins one snapshot for its whole life.
+
+use super::file::{ConfigFile, DefaultRoute, SecretRef};
+use super::{ConfigError, Env};
+use crate::adapter::spec::AuthScheme;
+use crate::adapter::{self, Adapter};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use pingora::upstreams::peer::HttpPeer;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A secret value whose `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub admin_listen: String,
+    pub threads: usize,
+    pub max_vendor_body_bytes: usize,
+    pub log_format: String,
+    pub log_level: String,
+}
+
+/// Where a provider's requests go.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub peer: HttpPeer,
+    /// `Host` header value.
+    pub host: String,
+    /// Path prefix of the base URL, without a trailing '/'.
+    pub base_path: String,
+    /// The base URL as configured, for `explain` and logs.
+    pub base_url: String,
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub adapter: Arc<Adapter>,
+    pub upstream: Upstream,
+    /// Auth headers, computed once from the credentials.
+    pub auth_headers: Vec<(String, Secret)>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub agents: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Tenant {
+    pub name: String,
+    pub providers: Vec<String>,
+    pub default: Option<DefaultRoute>,
+    /// agent id → provider.
+    pub agent_routes: Vec<(String, String)>,
+}
+
+impl Tenant {
+    pub fn may_use(&self, provider: &str) -> bool {
+        self.providers.iter().any(|p| p == provider)
+    }
+}
+
+#[derive(Debug)]
+pub struct Runtime {
+    pub settings: Settings,
+    pub adapters: Vec<Arc<Adapter>>,
+    pub providers: BTreeMap<String, Arc<Provider>>,
+    pub tenants: BTreeMap<String, Arc<Tenant>>,
+    keys: HashMap<String, Arc<Tenant>>,
+}
+
+impl Runtime {
+    /// The tenant owning a gateway key.
+    pub fn tenant_for_key(&self, key: &str) -> Option<&Arc<Tenant>> {
+        self.keys.get(key)
+    }
+
+    pub fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.providers.get(name)
+    }
+
+    /// Every secret value in this runtime (for tests asserting nothing leaks).
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.keys.keys().cloned().collect();
+        for p in self.providers.values() {
+            out.extend(p.auth_headers.iter().map(|(_, v)| v.expose().to_string()));
+        }
+        out
+    }
+}
+
+struct Errors {
+    file: String,
+    list: Vec<ConfigError>,
+}
+
+impl Errors {
+    fn add(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+        self.list.push(ConfigError {
+            file: self.file.clone(),
+            key: key.into(),
+            reason: reason.into(),
+        });
+    }
+
+    fn secret(&mut self, env: Env<'_>, key: &str, r: &SecretRef) -> Option<Secret> {
+        match env(&r.env) {
+            Some(v) if !v.is_empty() => Some(Secret(v)),
+            _ => {
+                self.add(key, format!("environment variable {} is not set", r.env));
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn build(
+    file: &str,
+    base: &Path,
+    cfg: ConfigFile,
+    env: Env<'_>,
+) -> Result<Runtime, Vec<ConfigError>> {
+    let mut errs = Errors {
+        file: file.to_string(),
+        list: Vec::new(),
+    };
+    let adapters_dir = {
+        let p = Path::new(&cfg.server.adapters);
+        if p.is_absolute() || p.exists() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let adapters: Vec<Arc<Adapter>> = match adapter::load_dir(&adapters_dir) {
+        Ok(list) => list.into_iter().map(Arc::new).collect(),
+        Err(list) => {
+            for e in list {
+                errs.list.push(ConfigError {
+                    file: e.file,
+                    key: e.place,
+                    reason: e.reason,
+                });
+            }
+            Vec::new()
+        }
+    };
+    if cfg.server.threads == 0 {
+        errs.add("server.threads", "must be at least 1");
+    }
+    let mut providers = BTreeMap::new();
+    for (name, p) in &cfg.providers {
+        let key = format!("providers.{name}");
+        let creds: Vec<(String, Option<Secret>)> = p
+            .credentials
+            .iter()
+            .map(|(c, r)| {
+                (
+                    c.clone(),
+                    errs.secret(env, &format!("{key}.credentials.{c}"), r),
+                )
+            })
+            .collect();
+        if !valid_name(name) {
+            errs.add(
+                &key,
+                "provider names are lowercase letters, digits, '-' or '_'",
+            );
+        }
+        let Some(adapter) = adapters.iter().find(|a| a.vendor == p.vendor).cloned() else {
+            if !adapters.is_empty() {
+                errs.add(
+                    format!("{key}.vendor"),
+                    format!(
+                        "no adapter for vendor {:?} in {}",
+                        p.vendor,
+                        adapters_dir.display()
+                    ),
+                );
+            }
+            continue;
+        };
+        for c in &adapter.auth.credentials {
+            if !creds.iter().any(|(n, _)| n == c) {
+                errs.add(
+                    format!("{key}.credentials.{c}"),
+                    format!(
+                        "missing: vendor {} needs credentials {}",
+                        p.vendor,
+                        adapter.auth.credentials.join(", ")
+                    ),
+                );
+            }
+        }
+        for (c, _) in &creds {
+            if !adapter.auth.credentials.contains(c) {
+                errs.add(
+                    format!("{key}.credentials.{c}"),
+                    format!("vendor {} takes no credential {c:?}", p.vendor),
+                );
+            }
+        }
+        let upstream = match upstream(
+            &p.base_url,
+            Duration::from_millis(p.connect_timeout_ms),
+            Duration::from_millis(p.timeout_ms),
+        ) {
+            Ok(u) => u,
+            Err(reason) => {
+                errs.add(format!("{key}.base_url"), reason);
+                continue;
+            }
+        };
+        if p.timeout_ms == 0 || p.connect_timeout_ms == 0 {
+            errs.add(&key, "timeout_ms and connect_timeout_ms must be above 0");
+        }
+        let got = |n: &str| {
+            creds
+                .iter()
+                .find(|(c, _)| c == n)
+                .and_then(|(_, s)| s.clone())
+        };
+        let auth_headers = auth_headers(&adapter, &got);
+        providers.insert(
+            name.clone(),
+            Arc::new(Provider {
+                name: name.clone(),
+                adapter,
+                upstream,
+                auth_headers,
+                timeout: Duration::from_millis(p.timeout_ms),
+                connect_timeout: Duration::from_millis(p.connect_timeout_ms),
+                agents: p.agents.clone(),
+            }),
+        );
+    }
+    let mut tenants = BTreeMap::new();
+    let mut keys = HashMap::new();
+    for (name, t) in &cfg.tenants {
+        let key = format!("tenants.{name}");
+        let known = |p: &str| cfg.providers.contains_key(p);
+        for p in &t.providers {
+            if !known(p) {
+                errs.add(
+                    format!("{key}.providers"),
+                    format!("unknown provider {p:?}"),
+                );
+            }
+        }
+        let allowed = |p: &str| t.providers.iter().any(|x| x == p);
+        match &t.default {
+            Some(DefaultRoute::One(p)) if !allowed(p) => errs.add(
+                format!("{key}.default"),
+                format!("{p:?} is not in this tenant's providers"),
+            ),
+            Some(DefaultRoute::Split(split)) => {
+                for p in split.keys().filter(|p| !allowed(p)) {
+                    errs.add(
+                        format!("{key}.default.{p}"),
+                        "not in this tenant's providers",
+                    );
+                }
+                let sum: u32 = split.values().sum();
+                if sum != 100 {
+                    errs.add(
+                        format!("{key}.default"),
+                        format!("weights sum to {sum}, not 100"),
+                    );
+                }
+            }
+            _ => {}
+        }
+        for (i, r) in t.routes.iter().enumerate() {
+            if !allowed(&r.provider) {
+                errs.add(
+                    format!("{key}.routes[{i}].provider"),
+                    format!("{:?} is not in this tenant's providers", r.provider),
+                );
+            }
+        }
+        if t.keys.is_empty() {
+            errs.add(
+                format!("{key}.keys"),
+                "a tenant needs at least one gateway key",
+            );
+        }
+        let tenant = Arc::new(Tenant {
+            name: name.clone(),
+            providers: t.providers.clone(),
+            default: t.default.clone(),
+            agent_routes: t
+                .routes
+                .iter()
+                .map(|r| (r.agent.clone(), r.provider.clone()))
+                .collect(),
+        });
+        for (i, k) in t.keys.iter().enumerate() {
+            if let Some(s) = errs.secret(env, &format!("{key}.keys[{i}]"), k) {
+                if keys.insert(s.0, tenant.clone()).is_some() {
+                    errs.add(
+                        format!("{key}.keys[{i}]"),
+                        "this gateway key is already another tenant's (or listed twice)",
+                    );
+                }
+            }
+        }
+        tenants.insert(name.clone(), tenant);
+    }
+    if !errs.list.is_empty() {
+        return Err(errs.list);
+    }
+    Ok(Runtime {
+        settings: Settings {
+            listen: cfg.server.listen,
+            admin_listen: cfg.server.admin_listen,
+            threads: cfg.server.threads,
+            max_vendor_body_bytes: cfg.server.max_vendor_body_bytes,
+            log_format: cfg.logging.format,
+            log_level: cfg.logging.level,
+        },
+        adapters,
+        providers,
+        tenants,
+        keys,
+    })
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn auth_headers(adapter: &Adapter, got: &dyn Fn(&str) -> Option<Secret>) -> Vec<(String, Secret)> {
+    let creds = &adapter.auth.credentials;
+    let value = |i: usize| {
+        creds
+            .get(i)
+            .and_then(|c| got(c))
+            .map(|s| s.0)
+            .unwrap_or_default()
+    };
+    match adapter.auth.scheme {
+        AuthScheme::Basic => vec![(
+            "Authorization".into(),
+            Secret(format!(
+                "Basic {}",
+                STANDARD.encode(format!("{}:{}", value(0), value(1)))
+            )),
+        )],
+        AuthScheme::Bearer => vec![(
+            "Authorization".into(),
+            Secret(format!("Bearer {}", value(0))),
+        )],
+        AuthScheme::Headers => adapter
+            .auth
+            .headers
+            .iter()
+            .map(|(h, c)| (h.clone(), Secret(got(c).map(|s| s.0).unwrap_or_default())))
+            .collect(),
+    }
+}
+
+/// Parses a base URL and resolves its host once, here, so no request ever blocks on DNS.
+fn upstream(base_url: &str, connect: Duration, total: Duration) -> Result<Upstream, String> {
+    let uri: http::Uri = base_url.parse().map_err(|e| format!("not a URL: {e}"))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err("the scheme must be http or https".into()),
+    };
+    let host = uri.host().ok_or("no host")?.to_string();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let addr: SocketAddr = (host.trim_start_matches('[').trim_end_matches(']'), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} resolves to no address"))?;
+    let mut peer = HttpPeer::new(addr, tls, host.clone());
+    peer.options.connection_timeout = Some(connect);
+    peer.options.total_connection_timeout = Some(connect);
+    peer.options.read_timeout = Some(total);
+    peer.options.write_timeout = Some(total);
+    peer.options.idle_timeout = Some(Duration::from_secs(60));
+    let host_header = match uri.port_u16() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    };
+    Ok(Upstream {
+        peer,
+        host: host_header,
+        base_path: uri.path().trim_end_matches('/').to_string(),
+        base_url: base_url.to_string(),
+    })
+}

@@ -1,0 +1,227 @@
+//! The exchange with a vendor: send one planned request over Pingora's pooled client connector,
+//! read the whole answer (bounded), hand the connection back to the pool.
+//!
+//! Timeouts and connection failures become the canonical problems of DESIGN.md's table here.
+//! Reads are retried once, on a fresh connection, only when a *reused* pooled connection failed
+//! before any answer arrived (the vendor closed it while idle).
+
+use crate::adapter::plan::VendorRequest;
+use crate::canonical::{ErrorCode, Problem};
+use crate::config::Provider;
+use bytes::{Bytes, BytesMut};
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+use pingora::{Error, ErrorType};
+use std::time::{Duration, Instant};
+
+/// A complete vendor answer.
+#[derive(Debug)]
+pub struct VendorAnswer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: Bytes,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExchangeError {
+    /// No connection could be made: the request never reached the vendor.
+    Connect(String),
+    /// The vendor did not answer in time.
+    Timeout,
+    /// The connection broke or the answer was not valid HTTP.
+    Broken(String),
+    /// The answer is larger than `server.max_vendor_body_bytes`.
+    TooLarge,
+}
+
+impl ExchangeError {
+    /// Label for logs and `callgate_upstream_errors_total{kind}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExchangeError::Connect(_) => "connect",
+            ExchangeError::Timeout => "timeout",
+            ExchangeError::Broken(_) => "broken",
+            ExchangeError::TooLarge => "too_large",
+        }
+    }
+
+    pub fn into_problem(self, provider: &Provider) -> Problem {
+        let name = &provider.name;
+        let p = match self {
+            ExchangeError::Connect(why) => Problem::new(
+                ErrorCode::ProviderUnavailable,
+                format!("could not connect to provider {name:?} ({why})"),
+            ),
+            ExchangeError::Timeout => Problem::new(
+                ErrorCode::ProviderTimeout,
+                format!(
+                    "provider {name:?} did not answer within {} ms",
+                    provider.timeout.as_millis()
+                ),
+            ),
+            ExchangeError::Broken(why) => Problem::new(
+                ErrorCode::ProviderError,
+                format!(
+                    "the connection to provider {name:?} broke before a complete answer ({why})"
+                ),
+            ),
+            ExchangeError::TooLarge => Problem::new(
+                ErrorCode::ProviderError,
+                format!(
+                    "provider {name:?} sent an answer larger than server.max_vendor_body_bytes"
+                ),
+            ),
+        };
+        p.with_provider(name)
+    }
+}
+
+/// The vendor client: one per gateway, shared by all requests; owns the connection pool.
+pub struct VendorClient {
+    connector: Connector,
+}
+
+impl Default for VendorClient {
+    fn default() -> Self {
+        VendorClient {
+            connector: Connector::new(None),
+        }
+    }
+}
+
+impl VendorClient {
+    /// Sends `req` to `provider` and reads the whole answer. Returns the time spent too.
+    pub async fn send(
+        &self,
+        provider: &Provider,
+        req: &VendorRequest,
+        request_id: &str,
+        max_body: usize,
+    ) -> (Result<VendorAnswer, ExchangeError>, Duration) {
+        let started = Instant::now();
+        let attempt = async {
+            match self.attempt(provider, req, request_id, max_body).await {
+                Err((e, true)) if req.method == "GET" && !matches!(e, ExchangeError::Timeout) => {
+                    tracing::debug!(provider = %provider.name, "pooled connection failed; retrying on a new one");
+                    self.attempt(provider, req, request_id, max_body)
+                        .await
+                        .map_err(|(e, _)| e)
+                }
+                other => other.map_err(|(e, _)| e),
+            }
+        };
+        let result = match tokio::time::timeout(provider.timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(ExchangeError::Timeout),
+        };
+        (result, started.elapsed())
+    }
+
+    /// One try. The error's flag says whether it happened on a reused connection before any
+    /// answer arrived (so a read may be retried).
+    async fn attempt(
+        &self,
+        provider: &Provider,
+        req: &VendorRequest,
+        request_id: &str,
+        max_body: usize,
+    ) -> Result<VendorAnswer, (ExchangeError, bool)> {
+        let peer = &provider.upstream.peer;
+        let (mut session, reused) = self
+            .connector
+            .get_http_session(peer)
+            .await
+            .map_err(|e| (classify(&e, true), false))?;
+        let header =
+            request_header(provider, req, request_id).map_err(|e| (classify(&e, false), false))?;
+        let before_answer = |e: Box<Error>| (classify(&e, false), reused);
+        session
+            .write_request_header(Box::new(header))
+            .await
+            .map_err(before_answer)?;
+        if let Some(body) = &req.body {
+            session
+                .write_request_body(Bytes::copy_from_slice(body), true)
+                .await
+                .map_err(before_answer)?;
+        }
+        session.finish_request_body().await.map_err(before_answer)?;
+        session
+            .read_response_header()
+            .await
+            .map_err(before_answer)?;
+        let (status, retry_after) = {
+            let h = session
+                .response_header()
+                .ok_or((ExchangeError::Broken("no response header".into()), false))?;
+            let retry = h
+                .headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            (h.status.as_u16(), retry)
+        };
+        let mut body = BytesMut::new();
+        loop {
+            match session.read_response_body().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > max_body {
+                        return Err((ExchangeError::TooLarge, false));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err((classify(&e, false), false)),
+            }
+        }
+        self.connector
+            .release_http_session(session, peer, peer.options.idle_timeout)
+            .await;
+        Ok(VendorAnswer {
+            status,
+            retry_after,
+            body: body.freeze(),
+        })
+    }
+}
+
+fn request_header(
+    provider: &Provider,
+    req: &VendorRequest,
+    request_id: &str,
+) -> pingora::Result<RequestHeader> {
+    let path = format!("{}{}", provider.upstream.base_path, req.path_and_query);
+    let mut h = RequestHeader::build(req.method.as_str(), path.as_bytes(), Some(8))?;
+    h.insert_header("Host", &provider.upstream.host)?;
+    h.insert_header("Accept", "application/json")?;
+    h.insert_header(
+        "User-Agent",
+        concat!("callgate/", env!("CARGO_PKG_VERSION")),
+    )?;
+    h.insert_header("X-Request-Id", request_id)?;
+    for (name, value) in &provider.auth_headers {
+        h.insert_header(name.clone(), value.expose())?;
+    }
+    match &req.body {
+        Some(body) => {
+            h.insert_header("Content-Type", "application/json")?;
+            h.insert_header("Content-Length", body.len().to_string())?;
+        }
+        None if req.method != "GET" => h.insert_header("Content-Length", "0")?,
+        None => {}
+    }
+    Ok(h)
+}
+
+fn classify(e: &Error, connecting: bool) -> ExchangeError {
+    use ErrorType::*;
+    match e.etype() {
+        ConnectTimedout | ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure
+        | TLSHandshakeTimedout | InvalidCert | HandshakeError | SocketError | BindError => {
+            ExchangeError::Connect(e.etype().as_str().to_string())
+        }
+        ReadTimedout | WriteTimedout => ExchangeError::Timeout,
+        _ if connecting => ExchangeError::Connect(e.etype().as_str().to_string()),
+        other => ExchangeError::Broken(other.as_str().to_string()),
+    }
+}
