@@ -1,0 +1,255 @@
+//! Test harness: the three simulators and a real callgate (Pingora, real sockets) on loopback,
+//! a small HTTP client, and a log capture that every test's logs go through.
+
+#![allow(dead_code)]
+
+use callgate::config::{self, Runtime};
+use callgate::server::RunningGateway;
+use callgate_sim::{credentials, SimCluster, SimOptions, VendorKind, VendorSim};
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub const KEY: &str = "test-key-0f3c9a";
+pub const OTHER_KEY: &str = "test-key-other-77";
+
+/// Everything logged by this test process, at trace level.
+pub fn captured_logs() -> String {
+    let buf = LOGS.get_or_init(install_capture);
+    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn install_capture() -> Arc<Mutex<Vec<u8>>> {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let writer = Capture(buf.clone());
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+        .with_writer(move || writer.clone())
+        .try_init();
+    buf
+}
+
+/// Secrets the harness configures: vendor credentials and gateway keys.
+pub fn secrets() -> Vec<String> {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        credentials::ELEMENTE_USERNAME,
+        credentials::ELEMENTE_PASSWORD
+    ));
+    vec![
+        credentials::ELEMENTE_PASSWORD.to_string(),
+        basic,
+        credentials::BIMPE_API_KEY.to_string(),
+        credentials::ZUDU_API_KEY.to_string(),
+        credentials::ZUDU_API_SECRET.to_string(),
+        KEY.to_string(),
+        OTHER_KEY.to_string(),
+    ]
+}
+
+pub fn env(name: &str) -> Option<String> {
+    Some(
+        match name {
+            "KEY" => KEY,
+            "OTHER_KEY" => OTHER_KEY,
+            "E_USER" => credentials::ELEMENTE_USERNAME,
+            "E_PASS" => credentials::ELEMENTE_PASSWORD,
+            "E_PASS_WRONG" => "not-the-password",
+            "B_KEY" => credentials::BIMPE_API_KEY,
+            "B_KEY_NOSCOPE" => credentials::BIMPE_API_KEY_NO_SCOPE,
+            "Z_KEY" => credentials::ZUDU_API_KEY,
+            "Z_SECRET" => credentials::ZUDU_API_SECRET,
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+/// The harness config: providers `elemente`, `bimpe`, `zudu` on the simulators, plus broken
+/// ones (`elemente-badauth`, `bimpe-noscope`, `dead` on a closed port, `zudu-slow` with a short
+/// timeout); tenant `main` may use all, tenant `other` only `zudu`.
+pub fn config_text(sims: &SimCluster, dead_port: u16) -> String {
+    let a = |k| sims.addr(k);
+    format!(
+        r#"
+[server]
+threads = 2
+adapters = "adapters"
+
+[providers.elemente]
+vendor = "elemente"
+base_url = "http://{e}"
+credentials = {{ username = {{ env = "E_USER" }}, password = {{ env = "E_PASS" }} }}
+
+[providers.elemente-badauth]
+vendor = "elemente"
+base_url = "http://{e}"
+credentials = {{ username = {{ env = "E_USER" }}, password = {{ env = "E_PASS_WRONG" }} }}
+
+[providers.bimpe]
+vendor = "bimpe"
+base_url = "http://{b}"
+credentials = {{ api_key = {{ env = "B_KEY" }} }}
+agents = ["agt_listed"]
+
+[providers.bimpe-noscope]
+vendor = "bimpe"
+base_url = "http://{b}"
+credentials = {{ api_key = {{ env = "B_KEY_NOSCOPE" }} }}
+
+[providers.zudu]
+vendor = "zudu"
+base_url = "http://{z}"
+credentials = {{ api_key = {{ env = "Z_KEY" }}, api_secret = {{ env = "Z_SECRET" }} }}
+
+[providers.zudu-slow]
+vendor = "zudu"
+base_url = "http://{z}"
+timeout_ms = 300
+credentials = {{ api_key = {{ env = "Z_KEY" }}, api_secret = {{ env = "Z_SECRET" }} }}
+
+[providers.dead]
+vendor = "zudu"
+base_url = "http://127.0.0.1:{dead_port}"
+connect_timeout_ms = 500
+credentials = {{ api_key = {{ env = "Z_KEY" }}, api_secret = {{ env = "Z_SECRET" }} }}
+
+[tenants.main]
+keys = [{{ env = "KEY" }}]
+providers = ["elemente", "elemente-badauth", "bimpe", "bimpe-noscope", "zudu", "zudu-slow", "dead"]
+default = "zudu"
+
+[tenants.other]
+keys = [{{ env = "OTHER_KEY" }}]
+providers = ["zudu"]
+default = {{ zudu = 100 }}
+"#,
+        e = a(VendorKind::Elemente),
+        b = a(VendorKind::Bimpe),
+        z = a(VendorKind::Zudu),
+    )
+}
+
+pub fn load(text: &str) -> Runtime {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    config::load_str(text, "test.toml", root, &env).unwrap_or_else(|e| panic!("config: {e:?}"))
+}
+
+pub struct Harness {
+    pub sims: SimCluster,
+    pub gateway: RunningGateway,
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+impl Harness {
+    pub fn start() -> Harness {
+        Self::start_with(SimOptions::default())
+    }
+
+    pub fn start_with(opts: SimOptions) -> Harness {
+        captured_logs();
+        let sims = SimCluster::start(opts);
+        let text = config_text(&sims, closed_port());
+        let gateway = RunningGateway::start(load(&text));
+        Harness { sims, gateway }
+    }
+
+    pub fn sim(&self, kind: VendorKind) -> Arc<VendorSim> {
+        self.sims.sim(kind)
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.gateway.addr, path_and_query)
+    }
+
+    /// GET with the main tenant's key.
+    pub fn get(&self, path_and_query: &str) -> Reply {
+        self.get_with(
+            path_and_query,
+            &[("Authorization", &format!("Bearer {KEY}"))],
+        )
+    }
+
+    pub fn get_with(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = ureq::get(&self.url(path_and_query));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        Reply::from(req.call())
+    }
+}
+
+/// A response, whatever its status.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub request_id: Option<String>,
+    pub retry_after: Option<String>,
+    pub text: String,
+}
+
+impl Reply {
+    fn from(r: Result<ureq::Response, ureq::Error>) -> Reply {
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        Reply {
+            status: resp.status(),
+            content_type: resp.content_type().to_string(),
+            request_id: resp.header("x-request-id").map(str::to_string),
+            retry_after: resp.header("retry-after").map(str::to_string),
+            text: resp.into_string().unwrap_or_default(),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// Asserts an RFC 9457 problem with this status and code; returns its body.
+    #[track_caller]
+    pub fn problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status, status, "status of {}", self.text);
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "{}",
+            self.text
+        );
+        let v = self.json();
+        assert_eq!(v["code"], code, "{}", self.text);
+        assert_eq!(v["status"], status);
+        assert!(v["type"].as_str().unwrap().ends_with(code));
+        assert!(v["title"].is_string() && v["detail"].is_string());
+        assert_eq!(
+            Some(v["requestId"].as_str().unwrap()),
+            self.request_id.as_deref()
+        );
+        v
+    }
+}
