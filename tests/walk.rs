@@ -170,7 +170,7 @@ fn filters_applied_by_callgate_are_exact_and_keep_the_walk_complete() {
         .iter()
         .filter(|c| {
             let t = c["createdAt"].as_str().unwrap_or("");
-            !t.is_empty() && t >= "2026-10-20T00:00:00.000Z" && t < "2026-10-26T00:00:00.000Z"
+            !t.is_empty() && ("2026-10-20T00:00:00.000Z".."2026-10-26T00:00:00.000Z").contains(&t)
         })
         .count();
     assert_eq!(got.len(), want);

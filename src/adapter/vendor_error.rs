@@ -4,6 +4,7 @@
 
 use super::rules::scalar_text;
 use super::Adapter;
+use crate::canonical::problem::ProviderFault;
 use crate::canonical::{ErrorCode, Problem};
 use serde_json::Value;
 
@@ -56,8 +57,8 @@ impl Adapter {
             _ => (ErrorCode::ProviderError, "the provider answered with an unexpected status"),
         };
         let mut p = self.problem(provider, code, status, json.as_ref(), what);
-        if code == ErrorCode::ProviderRateLimited {
-            p.retry_after = retry_after.map(str::to_string);
+        if let (ErrorCode::ProviderRateLimited, Some(fault)) = (code, p.provider.as_deref_mut()) {
+            fault.retry_after = retry_after.map(str::to_string);
         }
         Err(p)
     }
@@ -80,14 +81,19 @@ impl Adapter {
             Some(m) => format!("{what} (provider {provider:?} said HTTP {status}: {m})"),
             None => format!("{what} (provider {provider:?} said HTTP {status})"),
         };
-        let mut p = Problem::new(code, detail).with_provider(provider);
-        p.provider_status = Some(status);
-        p.provider_code = body.and_then(|b| {
+        let vendor_code = body.and_then(|b| {
             self.errors
                 .code
                 .iter()
                 .find_map(|p| scalar_text(p.first(b)?).map(|s| s.into_owned()))
         });
+        let mut p = Problem::new(code, detail);
+        p.provider = Some(Box::new(ProviderFault {
+            name: provider.to_string(),
+            status: Some(status),
+            code: vendor_code,
+            retry_after: None,
+        }));
         p
     }
 }

@@ -89,45 +89,82 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// An RFC 9457 problem. `request_id` is filled in by the answer stage, not by whoever raises it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Problem {
-    #[serde(rename = "type")]
-    pub type_uri: String,
-    pub title: &'static str,
-    pub status: u16,
-    pub detail: String,
-    pub code: ErrorCode,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider_status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider_code: Option<String>,
-    pub request_id: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
-    /// `Retry-After` seconds to send as a header (429s); not part of the body.
-    #[serde(skip)]
+/// What a problem says about the vendor behind it. Boxed: most problems have none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProviderFault {
+    pub name: String,
+    /// The vendor's HTTP status.
+    pub status: Option<u16>,
+    /// The vendor's own error code.
+    pub code: Option<String>,
+    /// `Retry-After` to pass on (sent as a header, not in the body).
     pub retry_after: Option<String>,
+}
+
+/// An RFC 9457 problem. `type`, `title` and `status` follow from the code; `request_id` is filled
+/// in by the answer stage, not by whoever raises the problem.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    pub code: ErrorCode,
+    pub detail: String,
+    pub request_id: String,
+    pub errors: Vec<FieldError>,
+    pub provider: Option<Box<ProviderFault>>,
+}
+
+/// The wire form.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire<'a> {
+    #[serde(rename = "type")]
+    type_uri: String,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    code: ErrorCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_code: Option<&'a str>,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let pf = self.provider.as_deref();
+        Wire {
+            type_uri: format!("https://callgate.dev/problems/{}", self.code.name()),
+            title: self.code.title(),
+            status: self.status(),
+            detail: &self.detail,
+            code: self.code,
+            provider: pf.map(|p| p.name.as_str()),
+            provider_status: pf.and_then(|p| p.status),
+            provider_code: pf.and_then(|p| p.code.as_deref()),
+            request_id: &self.request_id,
+            errors: &self.errors,
+        }
+        .serialize(s)
+    }
 }
 
 impl Problem {
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Problem {
         Problem {
-            type_uri: format!("https://callgate.dev/problems/{}", code.name()),
-            title: code.title(),
-            status: code.status(),
-            detail: detail.into(),
             code,
-            provider: None,
-            provider_status: None,
-            provider_code: None,
+            detail: detail.into(),
             request_id: String::new(),
             errors: Vec::new(),
-            retry_after: None,
+            provider: None,
         }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.status()
     }
 
     /// A problem about one named request field; the field is also listed in `errors[]`.
@@ -142,8 +179,24 @@ impl Problem {
     }
 
     pub fn with_provider(mut self, provider: &str) -> Problem {
-        self.provider = Some(provider.to_string());
+        self.provider = Some(Box::new(ProviderFault {
+            name: provider.to_string(),
+            status: None,
+            code: None,
+            retry_after: None,
+        }));
         self
+    }
+
+    /// The provider named in this problem, if any.
+    pub fn provider_name(&self) -> Option<&str> {
+        self.provider.as_deref().map(|p| p.name.as_str())
+    }
+
+    pub fn retry_after(&self) -> Option<&str> {
+        self.provider
+            .as_deref()
+            .and_then(|p| p.retry_after.as_deref())
     }
 }
 

@@ -66,14 +66,14 @@ impl Answer {
         p.request_id = request_id.to_string();
         outcome.code = Some(p.code);
         if outcome.provider.is_none() {
-            outcome.provider = p.provider.clone();
+            outcome.provider = p.provider_name().map(str::to_string);
         }
         let body = serde_json::to_vec(&p).unwrap_or_default();
         Answer {
-            status: p.status,
+            status: p.status(),
             content_type: PROBLEM_JSON,
             body: Bytes::from(body),
-            retry_after: p.retry_after.clone(),
+            retry_after: p.retry_after().map(str::to_string),
             outcome,
         }
     }

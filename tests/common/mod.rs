@@ -38,11 +38,8 @@ impl Write for Capture {
 fn install_capture() -> Arc<Mutex<Vec<u8>>> {
     let buf = Arc::new(Mutex::new(Vec::new()));
     let writer = Capture(buf.clone());
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-        .with_writer(move || writer.clone())
-        .try_init();
+    // The production set-up, at the most verbose level.
+    callgate::logging::init_with("json", "trace", move || writer.clone());
     buf
 }
 

@@ -1,0 +1,33 @@
+# callgate — the two commands a new user needs: `make demo` and `make test`.
+# Both install what the build needs (cmake for Pingora's zlib-ng) when it is missing.
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CARGO ?= cargo
+
+.PHONY: demo test deps build lint openapi-check
+
+## Build in release mode and run the demo: three vendor simulators and the gateway (key demo-key).
+demo: deps build
+	./target/release/callgate demo
+
+## The whole test suite: formatting, lints, unit, integration and simulator tests, OpenAPI validity.
+test: deps lint openapi-check
+	$(CARGO) test --workspace --all-targets
+
+deps:
+	@command -v cmake >/dev/null 2>&1 || { \
+	  echo "installing cmake (needed to build Pingora)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq cmake >/dev/null; }
+	@command -v $(CARGO) >/dev/null 2>&1 || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+
+build:
+	$(CARGO) build --release --bin callgate
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The OpenAPI document must be a valid OpenAPI 3.1 document (validator from PyPI, in a venv).
+openapi-check:
+	@[ -x .venv/bin/openapi-spec-validator ] || { python3 -m venv .venv && .venv/bin/pip install -q openapi-spec-validator; }
+	.venv/bin/openapi-spec-validator openapi/openapi.json

@@ -1,0 +1,170 @@
+//! Config and adapter validation: a bad file is refused whole, with the file, key and reason.
+
+mod common;
+
+use callgate::adapter::compile;
+use std::path::Path;
+
+fn load_err(text: &str) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match callgate::config::load_str(text, "t.toml", root, &common::env) {
+        Ok(_) => vec![],
+        Err(e) => e.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+const GOOD: &str = r#"
+[providers.z]
+vendor = "zudu"
+base_url = "http://127.0.0.1:9"
+credentials = { api_key = { env = "Z_KEY" }, api_secret = { env = "Z_SECRET" } }
+[tenants.t]
+keys = [{ env = "KEY" }]
+providers = ["z"]
+default = "z"
+"#;
+
+#[test]
+fn a_good_config_loads() {
+    assert!(load_err(GOOD).is_empty(), "{:?}", load_err(GOOD));
+}
+
+#[test]
+fn config_mistakes_name_their_key() {
+    let cases: Vec<(String, &str)> = vec![
+        (
+            GOOD.replace("Z_SECRET", "NOT_SET_ANYWHERE"),
+            "providers.z.credentials.api_secret: environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            GOOD.replace("vendor = \"zudu\"", "vendor = \"nope\""),
+            "providers.z.vendor: no adapter for vendor \"nope\"",
+        ),
+        (
+            GOOD.replace("providers = [\"z\"]", "providers = [\"z\", \"ghost\"]"),
+            "tenants.t.providers: unknown provider \"ghost\"",
+        ),
+        (
+            GOOD.replace("default = \"z\"", "default = { z = 60 }"),
+            "tenants.t.default: weights sum to 60, not 100",
+        ),
+        (
+            GOOD.replace("base_url", "base_ulr"),
+            "unknown field `base_ulr`",
+        ),
+        (
+            GOOD.replace("http://127.0.0.1:9", "ftp://x"),
+            "providers.z.base_url: the scheme must be http or https",
+        ),
+        (
+            GOOD.replace(", api_secret = { env = \"Z_SECRET\" }", ""),
+            "providers.z.credentials.api_secret: missing",
+        ),
+    ];
+    for (text, want) in cases {
+        let errs = load_err(&text);
+        assert!(
+            errs.iter().any(|e| e.contains(want)),
+            "want {want:?} in {errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .all(|e| e.starts_with("t.toml: ") || e.contains("adapters")),
+            "{errs:?}"
+        );
+    }
+}
+
+#[test]
+fn the_shipped_adapters_map_every_documented_status() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters");
+    let adapters = callgate::adapter::load_dir(&dir).unwrap();
+    assert_eq!(adapters.len(), 3);
+    let counts: Vec<(String, usize)> = adapters
+        .iter()
+        .map(|a| (a.vendor.clone(), a.statuses.len()))
+        .collect();
+    assert!(counts.contains(&("elemente".into(), 19)));
+    assert!(counts.contains(&("bimpe".into(), 7)));
+    assert!(counts.contains(&("zudu".into(), 5)));
+}
+
+#[test]
+fn adapter_mistakes_name_their_place() {
+    let base =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters/zudu.toml"))
+            .unwrap();
+    let cases = [
+        (
+            base.replace("items = \"$.data.calls\"", "items = \"$.data[\""),
+            "operations.list_calls.items: JSONPath \"$.data[\" does not compile",
+        ),
+        (
+            base.replace("ended = \"completed\", ", ""),
+            "maps.status.values: documented status(es) not mapped: ENDED",
+        ),
+        (
+            base.replace("error = \"failed\"", "error = \"exploded\""),
+            "fields.status: map \"status\" targets values that are not canonical",
+        ),
+        (
+            base.replace(
+                "transcript = \"$.transcript\"",
+                "transcrip = \"$.transcript\"",
+            ),
+            "fields.transcrip: not a canonical Call field",
+        ),
+        (
+            base.replace(
+                "transform = \"ms_to_seconds\"",
+                "transform = \"ms_to_days\"",
+            ),
+            "fields.durationSeconds: unknown transform",
+        ),
+        (
+            base.replace("agentId = \"local\"", "agentId = \"somewhere\""),
+            "operations.list_calls.filters.agentId",
+        ),
+        (
+            base.replace(
+                "path = \"/api/calls/{call_id}\"",
+                "path = \"/api/calls/{callid}\"",
+            ),
+            "placeholder {callid} is not filled by any id part",
+        ),
+        (
+            base.replace("[errors]", "[errorz]"),
+            "unknown field `errorz`",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_ne!(text, base, "the case {want:?} must change the file");
+        let errs: Vec<String> = compile(Path::new("adapters/zudu.toml"), &text)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errs.iter().any(|e| e.contains(want)),
+            "want {want:?} in {errs:?}"
+        );
+        assert!(errs.iter().all(|e| e.starts_with("adapters/zudu.toml: ")));
+    }
+}
+
+#[test]
+fn the_demo_config_names_the_simulated_bimpe_agents() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml"))
+            .unwrap();
+    let sim = callgate_sim::VendorSim::new(
+        callgate_sim::VendorKind::Bimpe,
+        &callgate_sim::SimOptions::default(),
+    );
+    for agent in sim.agent_ids() {
+        assert!(
+            text.contains(&format!("\"{agent}\"")),
+            "config/demo.toml lacks agent {agent}"
+        );
+    }
+}

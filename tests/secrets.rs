@@ -1,0 +1,88 @@
+//! No vendor credential and no gateway key appears in any response or log line, at any level —
+//! across successes, every error path and vendor faults (logs captured at trace level).
+
+mod common;
+
+use callgate_sim::{Fault, FaultAction, VendorKind};
+use common::{captured_logs, secrets, Harness, OTHER_KEY};
+
+#[test]
+fn secrets_appear_in_no_response_and_no_log_line() {
+    let h = Harness::start();
+    let agent = h.sim(VendorKind::Bimpe).agent_ids()[0].clone();
+    let mut bodies = Vec::new();
+    let mut urls: Vec<String> = vec![
+        "/v1/providers".into(),
+        "/v1/calls?provider=zudu&limit=5&include=raw".into(),
+        "/v1/calls?provider=elemente&limit=5&include=raw".into(),
+        format!("/v1/calls?provider=bimpe&agentId={agent}&limit=5&include=raw"),
+        "/v1/calls?provider=elemente-badauth".into(),
+        format!("/v1/calls?provider=bimpe-noscope&agentId={agent}"),
+        "/v1/calls?provider=dead".into(),
+        "/v1/calls/zudu:missing".into(),
+        "/v1/calls?limit=0".into(),
+    ];
+    for provider in ["zudu", "elemente"] {
+        let v = h
+            .get(&format!("/v1/calls?provider={provider}&limit=3"))
+            .json();
+        for c in v["data"].as_array().unwrap() {
+            urls.push(format!(
+                "/v1/calls/{}?include=raw",
+                c["id"].as_str().unwrap()
+            ));
+        }
+    }
+    for url in &urls {
+        bodies.push(h.get(url).text);
+    }
+    for action in [
+        FaultAction::Reset,
+        FaultAction::Malformed,
+        FaultAction::Status {
+            status: 500,
+            body: "x".into(),
+            headers: vec![],
+        },
+    ] {
+        h.sim(VendorKind::Zudu).add_fault(Fault {
+            action,
+            ..Default::default()
+        });
+        bodies.push(h.get("/v1/calls?provider=zudu").text);
+        h.sim(VendorKind::Zudu).clear_faults();
+    }
+    bodies.push(
+        h.get_with("/v1/calls", &[("Authorization", "Bearer wrong-key")])
+            .text,
+    );
+    bodies.push(
+        h.get_with(
+            "/v1/calls?provider=elemente",
+            &[("Authorization", &format!("Bearer {OTHER_KEY}"))],
+        )
+        .text,
+    );
+    let logs = captured_logs();
+    assert!(
+        logs.contains("\"request_id\""),
+        "the capture sees request log lines"
+    );
+    assert!(
+        logs.lines().count() > urls.len(),
+        "one line per request at least"
+    );
+    for secret in secrets() {
+        for body in &bodies {
+            assert!(
+                !body.contains(&secret),
+                "a response contains a secret: {body}"
+            );
+        }
+        assert!(
+            !logs.contains(&secret),
+            "the logs contain a secret ({} chars)",
+            secret.len()
+        );
+    }
+}
