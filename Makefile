@@ -29,5 +29,7 @@ lint:
 
 # The OpenAPI document must be a valid OpenAPI 3.1 document (validator from PyPI, in a venv).
 openapi-check:
-	@[ -x .venv/bin/openapi-spec-validator ] || { python3 -m venv .venv && .venv/bin/pip install -q openapi-spec-validator; }
+	@command -v python3 >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 python3-venv >/dev/null; }
+	@[ -x .venv/bin/openapi-spec-validator ] || python3 -m venv .venv || { $(SUDO) apt-get install -y -qq python3-venv >/dev/null && python3 -m venv .venv; }
+	@[ -x .venv/bin/openapi-spec-validator ] || .venv/bin/pip install -q openapi-spec-validator
 	.venv/bin/openapi-spec-validator openapi/openapi.json

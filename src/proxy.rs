@@ -63,6 +63,9 @@ impl ProxyHttp for CallgateProxy {
         resp.insert_header("Content-Type", answer.content_type)?;
         resp.insert_header("Content-Length", answer.body.len().to_string())?;
         resp.insert_header("X-Request-Id", &ctx.request_id)?;
+        if answer.status == 401 {
+            resp.insert_header("WWW-Authenticate", "Bearer realm=\"callgate\"")?;
+        }
         if let Some(retry_after) = &answer.retry_after {
             resp.insert_header("Retry-After", retry_after)?;
         }

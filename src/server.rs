@@ -15,14 +15,17 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The two gateway services, ready to add to a Pingora server.
-pub fn services(
-    server: &Server,
-    gateway: &Arc<Gateway>,
-    listen: &str,
-    admin_listen: &str,
-    threads: usize,
-) -> Vec<Box<dyn pingora::services::ServiceWithDependents>> {
+/// A Pingora server running the gateway over `runtime` on the addresses its settings name (or
+/// the ones given), with `grace_seconds` to drain on SIGTERM.
+pub fn gateway_server(
+    runtime: Runtime,
+    grace_seconds: u64,
+    addrs: Option<(String, String)>,
+) -> (Server, Arc<Gateway>) {
+    let settings = runtime.settings.clone();
+    let (listen, admin_listen) = addrs.unwrap_or((settings.listen, settings.admin_listen));
+    let gateway = Arc::new(Gateway::new(runtime));
+    let mut server = new_server(grace_seconds);
     let mut api = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         CallgateProxy {
@@ -30,17 +33,19 @@ pub fn services(
         },
         "callgate api",
     );
-    api.add_tcp(listen);
-    api.threads = Some(threads.max(1));
+    api.add_tcp(&listen);
+    api.threads = Some(settings.threads.max(1));
     let mut admin = Service::new(
         "callgate admin".to_string(),
         AdminApp {
             gateway: gateway.clone(),
         },
     );
-    admin.add_tcp(admin_listen);
+    admin.add_tcp(&admin_listen);
     admin.threads = Some(1);
-    vec![Box::new(api), Box::new(admin)]
+    server.add_service(api);
+    server.add_service(admin);
+    (server, gateway)
 }
 
 /// A new Pingora server with callgate's defaults (no config file of Pingora's own).
@@ -85,22 +90,11 @@ fn free_port() -> SocketAddr {
 impl RunningGateway {
     /// Starts the gateway on fresh loopback ports and waits until both accept connections.
     pub fn start(runtime: Runtime) -> RunningGateway {
-        let gateway = Arc::new(Gateway::new(runtime));
         let (addr, admin_addr) = (free_port(), free_port());
+        let (server, gateway) =
+            gateway_server(runtime, 0, Some((addr.to_string(), admin_addr.to_string())));
         let (stop, rx) = watch::channel(false);
-        let gw = gateway.clone();
         let thread = std::thread::spawn(move || {
-            let mut server = new_server(0);
-            let threads = gw.runtime().settings.threads;
-            for s in services(
-                &server,
-                &gw,
-                &addr.to_string(),
-                &admin_addr.to_string(),
-                threads,
-            ) {
-                server.add_boxed_service(s);
-            }
             server.run(RunArgs {
                 shutdown_signal: Box::new(StopWatch(rx)),
             });

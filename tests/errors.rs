@@ -25,7 +25,12 @@ fn first_id(h: &Harness, provider: &str, extra: &str) -> String {
 fn client_mistakes_are_problems_naming_the_field() {
     let h = Harness::start();
     // 401: no key, a malformed header, an unknown key.
-    h.get_with("/v1/calls", &[]).problem(401, "unauthorized");
+    let r = h.get_with("/v1/calls", &[]);
+    r.problem(401, "unauthorized");
+    assert_eq!(
+        r.www_authenticate.as_deref(),
+        Some("Bearer realm=\"callgate\"")
+    );
     h.get_with("/v1/calls", &[("Authorization", "Basic abc")])
         .problem(401, "unauthorized");
     h.get_with("/v1/calls", &[("Authorization", "Bearer nope")])

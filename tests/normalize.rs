@@ -401,6 +401,7 @@ fn zudu_quirks() {
         ("dial_busy", "busy"),
         ("DIAL_FAILED", "failed"),
         ("VOICEMAIL_REACHED", "voicemail"),
+        ("ERROR_LLM_WEBSOCKET_OPEN", "failed"),
         ("USER_HANGUP", "completed"),
         ("SOMETHING_NEW", "completed"),
     ] {

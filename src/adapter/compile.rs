@@ -428,8 +428,21 @@ fn check_map_targets(cx: &mut Ctx, place: &str, map: &EnumMap, kind: EnumKind) {
 
 fn condition(cx: &mut Ctx, place: &str, spec: &ConditionSpec) -> Option<Condition> {
     let path = cx.path(place, &spec.path)?;
-    let test = match (&spec.is, &spec.equals, &spec.one_of) {
-        (Some(is), None, None) => match is.as_str() {
+    let given = [
+        spec.is.is_some(),
+        spec.equals.is_some(),
+        spec.one_of.is_some(),
+        spec.prefix.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        cx.err(
+            place,
+            "a condition takes exactly one of is, equals, in, prefix",
+        );
+        return None;
+    }
+    let test = if let Some(is) = &spec.is {
+        match is.as_str() {
             "null" => Test::Null,
             "absent" => Test::Absent,
             "missing" => Test::Missing,
@@ -442,13 +455,13 @@ fn condition(cx: &mut Ctx, place: &str, spec: &ConditionSpec) -> Option<Conditio
                 );
                 return None;
             }
-        },
-        (None, Some(eq), None) => Test::Equals(eq.clone()),
-        (None, None, Some(list)) => Test::OneOf(list.clone()),
-        _ => {
-            cx.err(place, "a condition takes exactly one of is, equals, in");
-            return None;
         }
+    } else if let Some(eq) = &spec.equals {
+        Test::Equals(eq.clone())
+    } else if let Some(list) = &spec.one_of {
+        Test::OneOf(list.clone())
+    } else {
+        Test::Prefix(spec.prefix.clone().unwrap_or_default())
     };
     Some(Condition { path, test })
 }

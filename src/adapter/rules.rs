@@ -109,6 +109,7 @@ pub enum Test {
     Falsy,
     Equals(String),
     OneOf(Vec<String>),
+    Prefix(String),
 }
 
 /// A condition on a node of the vendor body.
@@ -135,6 +136,11 @@ impl Condition {
             Test::Equals(want) => found
                 .and_then(scalar_text)
                 .is_some_and(|s| s.eq_ignore_ascii_case(want)),
+            Test::Prefix(p) => found.and_then(scalar_text).is_some_and(|s| {
+                s.len() >= p.len()
+                    && s.is_char_boundary(p.len())
+                    && s[..p.len()].eq_ignore_ascii_case(p)
+            }),
             Test::OneOf(wants) => found
                 .and_then(scalar_text)
                 .is_some_and(|s| wants.iter().any(|w| s.eq_ignore_ascii_case(w))),

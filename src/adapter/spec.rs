@@ -193,7 +193,7 @@ pub struct ErrorSpec {
 pub enum RuleSpec {
     Path(String),
     Alternatives(Vec<RuleSpec>),
-    Table(RuleTable),
+    Table(Box<RuleTable>),
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -231,6 +231,9 @@ pub struct ConditionSpec {
     /// Case-insensitive membership.
     #[serde(default, rename = "in")]
     pub one_of: Option<Vec<String>>,
+    /// Case-insensitive prefix (`error_` for a family of reasons).
+    #[serde(default)]
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,12 +5,10 @@
 
 use super::sim::SimArgs;
 use callgate::config;
-use callgate::gateway::Gateway;
 use callgate::server;
 use callgate_sim::{credentials, VendorKind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
 pub const DEMO_KEY: &str = "demo-key";
@@ -80,23 +78,13 @@ pub fn run(args: DemoArgs) -> ExitCode {
     };
     callgate::logging::init(&runtime.settings.log_format, &runtime.settings.log_level);
     let settings = runtime.settings.clone();
-    let gateway = Arc::new(Gateway::new(runtime));
-    let mut pingora = server::new_server(0);
+    let (mut pingora, _gateway) = server::gateway_server(runtime, 0, None);
     let mut bimpe_agent = String::new();
     for (kind, sim, svc) in args.sim.services() {
         if kind == VendorKind::Bimpe {
             bimpe_agent = sim.agent_ids().into_iter().next().unwrap_or_default();
         }
         pingora.add_service(svc);
-    }
-    for s in server::services(
-        &pingora,
-        &gateway,
-        &settings.listen,
-        &settings.admin_listen,
-        settings.threads,
-    ) {
-        pingora.add_boxed_service(s);
     }
     print_banner(&settings.listen, &settings.admin_listen, &bimpe_agent);
     pingora.run_forever()

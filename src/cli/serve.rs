@@ -2,11 +2,9 @@
 //! SIGTERM (graceful: in-flight requests finish) or SIGINT.
 
 use callgate::config;
-use callgate::gateway::Gateway;
 use callgate::server;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 pub fn run(config_path: &Path) -> ExitCode {
     let runtime = match config::load(config_path, &config::process_env) {
@@ -28,16 +26,6 @@ pub fn run(config_path: &Path) -> ExitCode {
         tenants = runtime.tenants.len(),
         "callgate starting"
     );
-    let gateway = Arc::new(Gateway::new(runtime));
-    let mut pingora = server::new_server(10);
-    for s in server::services(
-        &pingora,
-        &gateway,
-        &settings.listen,
-        &settings.admin_listen,
-        settings.threads,
-    ) {
-        pingora.add_boxed_service(s);
-    }
-    pingora.run_forever()
+    let (server, _gateway) = server::gateway_server(runtime, 10, None);
+    server.run_forever()
 }

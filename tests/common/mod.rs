@@ -206,6 +206,7 @@ pub struct Reply {
     pub content_type: String,
     pub request_id: Option<String>,
     pub retry_after: Option<String>,
+    pub www_authenticate: Option<String>,
     pub text: String,
 }
 
@@ -221,6 +222,7 @@ impl Reply {
             content_type: resp.content_type().to_string(),
             request_id: resp.header("x-request-id").map(str::to_string),
             retry_after: resp.header("retry-after").map(str::to_string),
+            www_authenticate: resp.header("www-authenticate").map(str::to_string),
             text: resp.into_string().unwrap_or_default(),
         }
     }
