@@ -1,7 +1,7 @@
 //! callgate: one canonical call API in front of many voice/chat AI vendors, on Pingora.
 //!
 //! A request flows one way through rooms named for what they do:
-//! [`gateway::auth`] → [`gateway::route`] → plan the vendor request ([`adapter::plan`]) →
+//! [`gateway::auth`] → [`limits`] → [`gateway::route`] → plan the vendor request ([`adapter::plan`]) →
 //! exchange with the vendor ([`gateway::exchange`]) → normalize ([`adapter::normalize`]) →
 //! answer ([`gateway::answer`]). [`proxy`] is the only module that knows Pingora's proxy hooks.
 //! Vendor knowledge lives in `adapters/*.toml`, compiled by [`adapter`]; no vendor is named here.
@@ -11,6 +11,7 @@ pub mod admin;
 pub mod canonical;
 pub mod config;
 pub mod gateway;
+pub mod limits;
 pub mod logging;
 pub mod proxy;
 pub mod server;

@@ -300,6 +300,26 @@ fn request_ids_are_echoed_and_sent_to_the_vendor() {
 }
 
 #[test]
+fn a_tenant_over_its_rate_limit_is_told_when_to_retry() {
+    let h = Harness::start();
+    let auth = [("Authorization", format!("Bearer {}", common::LIMITED_KEY))];
+    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| h.get_with("/v1/providers", &auth).status)
+        .collect();
+    assert_eq!(&statuses[..3], &[200, 200, 200], "the burst passes");
+    let r = h.get_with("/v1/providers", &auth);
+    r.problem(429, "rate_limited");
+    let wait: u64 = r.retry_after.as_deref().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait));
+    assert_eq!(
+        h.get("/v1/providers").status,
+        200,
+        "other tenants are not limited"
+    );
+}
+
+#[test]
 fn providers_and_openapi() {
     let h = Harness::start();
     let v = h.get("/v1/providers").json();

@@ -57,8 +57,8 @@ impl Adapter {
             _ => (ErrorCode::ProviderError, "the provider answered with an unexpected status"),
         };
         let mut p = self.problem(provider, code, status, json.as_ref(), what);
-        if let (ErrorCode::ProviderRateLimited, Some(fault)) = (code, p.provider.as_deref_mut()) {
-            fault.retry_after = retry_after.map(str::to_string);
+        if code == ErrorCode::ProviderRateLimited {
+            p.retry_after = retry_after.map(str::to_string);
         }
         Err(p)
     }
@@ -92,7 +92,6 @@ impl Adapter {
             name: provider.to_string(),
             status: Some(status),
             code: vendor_code,
-            retry_after: None,
         }));
         p
     }

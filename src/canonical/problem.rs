@@ -97,8 +97,6 @@ pub struct ProviderFault {
     pub status: Option<u16>,
     /// The vendor's own error code.
     pub code: Option<String>,
-    /// `Retry-After` to pass on (sent as a header, not in the body).
-    pub retry_after: Option<String>,
 }
 
 /// An RFC 9457 problem. `type`, `title` and `status` follow from the code; `request_id` is filled
@@ -110,6 +108,8 @@ pub struct Problem {
     pub request_id: String,
     pub errors: Vec<FieldError>,
     pub provider: Option<Box<ProviderFault>>,
+    /// `Retry-After` seconds, sent as a header (429s), not in the body.
+    pub retry_after: Option<String>,
 }
 
 /// The wire form.
@@ -160,6 +160,7 @@ impl Problem {
             request_id: String::new(),
             errors: Vec::new(),
             provider: None,
+            retry_after: None,
         }
     }
 
@@ -183,7 +184,6 @@ impl Problem {
             name: provider.to_string(),
             status: None,
             code: None,
-            retry_after: None,
         }));
         self
     }
@@ -191,12 +191,6 @@ impl Problem {
     /// The provider named in this problem, if any.
     pub fn provider_name(&self) -> Option<&str> {
         self.provider.as_deref().map(|p| p.name.as_str())
-    }
-
-    pub fn retry_after(&self) -> Option<&str> {
-        self.provider
-            .as_deref()
-            .and_then(|p| p.retry_after.as_deref())
     }
 }
 

@@ -110,6 +110,19 @@ pub struct TenantSection {
     /// Agent rules: calls of this agent go to this provider.
     #[serde(default)]
     pub routes: Vec<AgentRoute>,
+    /// Requests per second this tenant may make (none: unlimited).
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSection>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    /// Sustained requests per second.
+    pub per_second: u32,
+    /// Requests allowed at once (default: `per_second`).
+    #[serde(default)]
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -5,11 +5,13 @@ use super::file::{ConfigFile, DefaultRoute, SecretRef};
 use super::{ConfigError, Env};
 use crate::adapter::spec::AuthScheme;
 use crate::adapter::{self, Adapter};
+use crate::limits::TenantLimiter;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use pingora::upstreams::peer::HttpPeer;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +73,7 @@ pub struct Tenant {
     pub default: Option<DefaultRoute>,
     /// agent id → provider.
     pub agent_routes: Vec<(String, String)>,
+    pub limiter: Option<TenantLimiter>,
 }
 
 impl Tenant {
@@ -297,6 +300,17 @@ pub(super) fn build(
                 );
             }
         }
+        let limiter = t.rate_limit.as_ref().and_then(|r| {
+            let per_second = NonZeroU32::new(r.per_second);
+            let burst = NonZeroU32::new(r.burst.unwrap_or(r.per_second));
+            if per_second.is_none() || burst.is_none() {
+                errs.add(
+                    format!("{key}.rate_limit"),
+                    "per_second and burst must be above 0",
+                );
+            }
+            Some(TenantLimiter::new(per_second?, burst?))
+        });
         if t.keys.is_empty() {
             errs.add(
                 format!("{key}.keys"),
@@ -312,6 +326,7 @@ pub(super) fn build(
                 .iter()
                 .map(|r| (r.agent.clone(), r.provider.clone()))
                 .collect(),
+            limiter,
         });
         for (i, k) in t.keys.iter().enumerate() {
             if let Some(s) = errs.secret(env, &format!("{key}.keys[{i}]"), k) {

@@ -73,7 +73,7 @@ impl Answer {
             status: p.status(),
             content_type: PROBLEM_JSON,
             body: Bytes::from(body),
-            retry_after: p.retry_after().map(str::to_string),
+            retry_after: p.retry_after.clone(),
             outcome,
         }
     }

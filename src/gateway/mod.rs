@@ -82,6 +82,9 @@ impl Gateway {
         }
         let tenant = auth::authenticate(rt, req.authorization)?;
         outcome.tenant = Some(tenant.name.clone());
+        if let Some(limiter) = &tenant.limiter {
+            limiter.check(&tenant.name)?;
+        }
         let cx = calls::CallCx {
             gateway: self,
             rt,

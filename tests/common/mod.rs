@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub const KEY: &str = "test-key-0f3c9a";
 pub const OTHER_KEY: &str = "test-key-other-77";
+pub const LIMITED_KEY: &str = "test-key-limited-5";
 
 /// Everything logged by this test process, at trace level.
 pub fn captured_logs() -> String {
@@ -59,6 +60,7 @@ pub fn secrets() -> Vec<String> {
         credentials::ZUDU_API_SECRET.to_string(),
         KEY.to_string(),
         OTHER_KEY.to_string(),
+        LIMITED_KEY.to_string(),
     ]
 }
 
@@ -67,6 +69,7 @@ pub fn env(name: &str) -> Option<String> {
         match name {
             "KEY" => KEY,
             "OTHER_KEY" => OTHER_KEY,
+            "LIMITED_KEY" => LIMITED_KEY,
             "E_USER" => credentials::ELEMENTE_USERNAME,
             "E_PASS" => credentials::ELEMENTE_PASSWORD,
             "E_PASS_WRONG" => "not-the-password",
@@ -82,7 +85,7 @@ pub fn env(name: &str) -> Option<String> {
 
 /// The harness config: providers `elemente`, `bimpe`, `zudu` on the simulators, plus broken
 /// ones (`elemente-badauth`, `bimpe-noscope`, `dead` on a closed port, `zudu-slow` with a short
-/// timeout); tenant `main` may use all, tenant `other` only `zudu`.
+/// timeout); tenant `main` may use all, tenant `other` only `zudu`, tenant `limited` 1 request/s.
 pub fn config_text(sims: &SimCluster, dead_port: u16) -> String {
     let a = |k| sims.addr(k);
     format!(
@@ -138,6 +141,12 @@ default = "zudu"
 keys = [{{ env = "OTHER_KEY" }}]
 providers = ["zudu"]
 default = {{ zudu = 100 }}
+
+[tenants.limited]
+keys = [{{ env = "LIMITED_KEY" }}]
+providers = ["zudu"]
+default = "zudu"
+rate_limit = {{ per_second = 1, burst = 3 }}
 "#,
         e = a(VendorKind::Elemente),
         b = a(VendorKind::Bimpe),
