@@ -66,7 +66,7 @@ impl ListPlan {
                     .skip(offset as usize)
                     .take(size as usize)
                     .collect();
-                let end = offset + size;
+                let end = offset.saturating_add(size);
                 Ok(ListPage {
                     calls,
                     next_offset: (end < total).then_some(end),
@@ -79,7 +79,7 @@ impl ListPlan {
                 let more = has_more(&meta, offset, size, raw_count);
                 Ok(ListPage {
                     calls,
-                    next_offset: more.then_some(offset + size),
+                    next_offset: more.then_some(offset.saturating_add(size)),
                     total: if self.local.is_empty() {
                         meta.total
                     } else {
@@ -100,10 +100,10 @@ fn has_more(meta: &ListMeta, offset: u64, size: u64, raw_count: u64) -> bool {
         return b;
     }
     if let Some(pages) = meta.total_pages {
-        return offset / size + 1 < pages;
+        return (offset / size).saturating_add(1) < pages;
     }
     if let Some(total) = meta.total {
-        return offset + raw_count < total;
+        return offset.saturating_add(raw_count) < total;
     }
     raw_count >= size
 }

@@ -143,7 +143,8 @@ impl Adapter {
         }
         let pg = &list.pagination;
         if pg.style == PaginationStyle::Page {
-            let page = u64::from(pg.first_page) + at.offset / u64::from(at.size.max(1));
+            let page =
+                u64::from(pg.first_page).saturating_add(at.offset / u64::from(at.size.max(1)));
             query.push((pg.page_param.clone(), page.to_string()));
             query.push((pg.size_param.clone(), at.size.to_string()));
         }
