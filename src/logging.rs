@@ -31,7 +31,10 @@ where
     });
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let layer = match format {
-        "pretty" => fmt.compact().boxed(),
+        "pretty" => fmt
+            .compact()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .boxed(),
         _ => fmt
             .json()
             .flatten_event(true)
