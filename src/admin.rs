@@ -1,5 +1,5 @@
 //! The admin listener: `/healthz` (the process serves), `/readyz` (a config is loaded and the
-//! gateway accepts requests). Separate from the API port so probes and scrapes never need a key.
+//! gateway accepts requests), `/metrics` (Prometheus text format). Separate from the API port so probes and scrapes never need a key.
 
 use crate::gateway::Gateway;
 use async_trait::async_trait;
@@ -33,7 +33,18 @@ impl ServeHttp for AdminApp {
                     text(200, "ready\n")
                 }
             }
-            _ => text(404, "not found; try /healthz or /readyz\n"),
+            "/metrics" => {
+                let metrics = self.gateway.metrics();
+                metrics.set_cache_bytes(self.gateway.cache().bytes().await);
+                let body = metrics.render();
+                http::Response::builder()
+                    .status(200)
+                    .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                    .header("Content-Length", body.len())
+                    .body(body)
+                    .unwrap_or_default()
+            }
+            _ => text(404, "not found; try /healthz, /readyz or /metrics\n"),
         }
     }
 }

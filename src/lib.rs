@@ -8,10 +8,13 @@
 
 pub mod adapter;
 pub mod admin;
+pub mod cache;
 pub mod canonical;
 pub mod config;
+pub mod explain;
 pub mod gateway;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod proxy;
 pub mod server;

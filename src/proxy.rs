@@ -4,14 +4,16 @@
 //! error envelope inside a 200, a body that cannot be normalized), so the exchange with the vendor
 //! happens *before* the client's status line is written (PINGORA-NOTES: "Rewriting response
 //! bodies"). `request_filter` hands the request to the [`Gateway`] and writes its answer;
-//! `logging` writes the one request log line.
+//! `logging` writes the one request log line and records the request's metrics.
 
 use crate::gateway::answer::{self, Outcome};
 use crate::gateway::{Gateway, Incoming};
+use crate::metrics::RequestRecord;
 use async_trait::async_trait;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
+use prometheus::IntGauge;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,12 +21,29 @@ pub struct CallgateProxy {
     pub gateway: Arc<Gateway>,
 }
 
-/// Per-request state: only what the log line needs.
+/// Counts a request in `callgate_inflight_requests` for as long as it lives.
+pub struct Inflight(IntGauge);
+
+impl Inflight {
+    fn new(gauge: &IntGauge) -> Inflight {
+        gauge.inc();
+        Inflight(gauge.clone())
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Per-request state: only what the log line and the metrics need.
 pub struct RequestCtx {
     started: Instant,
     request_id: String,
     status: u16,
     outcome: Outcome,
+    _inflight: Inflight,
 }
 
 fn header<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
@@ -33,6 +52,21 @@ fn header<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
         .headers
         .get(name)
         .and_then(|v| v.to_str().ok())
+}
+
+/// `Cache-Control: no-cache` (or the HTTP/1.0 `Pragma: no-cache`) from the client.
+fn wants_fresh(session: &Session) -> bool {
+    let has = |name: &str| {
+        session
+            .req_header()
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+    };
+    has("cache-control") || has("pragma")
 }
 
 #[async_trait]
@@ -45,6 +79,7 @@ impl ProxyHttp for CallgateProxy {
             request_id: String::new(),
             status: 0,
             outcome: Outcome::default(),
+            _inflight: Inflight::new(self.gateway.metrics().inflight()),
         }
     }
 
@@ -57,12 +92,16 @@ impl ProxyHttp for CallgateProxy {
             query: req.uri.query(),
             authorization: header(session, "authorization"),
             request_id: &ctx.request_id,
+            no_cache: wants_fresh(session),
         };
         let answer = self.gateway.handle(incoming).await;
-        let mut resp = ResponseHeader::build(answer.status, Some(5))?;
+        let mut resp = ResponseHeader::build(answer.status, Some(6))?;
         resp.insert_header("Content-Type", answer.content_type)?;
         resp.insert_header("Content-Length", answer.body.len().to_string())?;
         resp.insert_header("X-Request-Id", &ctx.request_id)?;
+        if let Some(cache) = answer.outcome.cache {
+            resp.insert_header("Cache-Status", cache.header)?;
+        }
         if answer.status == 401 {
             resp.insert_header("WWW-Authenticate", "Bearer realm=\"callgate\"")?;
         }
@@ -95,7 +134,25 @@ impl ProxyHttp for CallgateProxy {
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
         let o = &ctx.outcome;
-        let total_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
+        let total = ctx.started.elapsed();
+        self.gateway.metrics().record(&RequestRecord {
+            provider: o.provider.as_deref(),
+            operation: o.operation,
+            code: o.code,
+            total,
+            upstream: o.upstream,
+            upstream_error: o.upstream_error,
+            cache: o.cache.map(|c| c.result),
+            drift: &o.drift,
+        });
+        for d in &o.drift {
+            tracing::debug!(
+                provider = o.provider.as_deref().unwrap_or(""),
+                field = d.field,
+                kind = d.kind.name(),
+                "vendor drift"
+            );
+        }
         tracing::info!(
             target: "callgate::request",
             request_id = %ctx.request_id,
@@ -106,9 +163,11 @@ impl ProxyHttp for CallgateProxy {
             tenant = o.tenant.as_deref().unwrap_or(""),
             provider = o.provider.as_deref().unwrap_or(""),
             operation = o.operation.map(|op| op.name()).unwrap_or(""),
-            total_ms,
+            cache = o.cache.map(|c| c.result.name()).unwrap_or(""),
+            total_ms = total.as_secs_f64() * 1000.0,
             upstream_ms = o.upstream.as_secs_f64() * 1000.0,
-            drift = o.drift,
+            upstream_error = o.upstream_error.unwrap_or(""),
+            drift = o.drift.len(),
             error = error.map(|e| e.etype().as_str()).unwrap_or(""),
             "request"
         );

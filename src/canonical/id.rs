@@ -50,6 +50,22 @@ impl CallId {
     }
 }
 
+impl CallId {
+    /// Parses an id as it appears in a URL path: as written, or — for a client that
+    /// percent-encoded the whole id (`zudu%3Acall-1`) — decoded once first.
+    pub fn parse_path_segment(raw: &str) -> Result<CallId, CallIdError> {
+        match CallId::parse(raw) {
+            Err(CallIdError::NoSeparator) if raw.contains('%') => {
+                let decoded = percent_decode_str(raw)
+                    .decode_utf8()
+                    .map_err(|_| CallIdError::BadEncoding)?;
+                CallId::parse(&decoded)
+            }
+            other => other,
+        }
+    }
+}
+
 fn decode(component: &str) -> Result<String, CallIdError> {
     if component.is_empty() {
         return Err(CallIdError::EmptyComponent);

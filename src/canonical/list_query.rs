@@ -202,6 +202,27 @@ impl ListQuery {
         }
     }
 
+    /// The filters in one canonical spelling (sorted statuses, instants in UTC), without the
+    /// provider: two spellings of one request give the same string, different requests do not.
+    pub fn canonical_filters(&self) -> String {
+        let f = &self.filters;
+        let statuses: Vec<&str> = f.status.iter().map(|s| s.name()).collect();
+        let instant = |b: &Option<TimeBound>| {
+            b.as_ref()
+                .map(|b| timestamp::format(b.instant))
+                .unwrap_or_default()
+        };
+        format!(
+            "agentId={}|status={}|channel={}|direction={}|from={}|to={}",
+            f.agent_id.as_deref().unwrap_or(""),
+            statuses.join(","),
+            f.channel.map(|c| c.name()).unwrap_or(""),
+            f.direction.map(|d| d.name()).unwrap_or(""),
+            instant(&f.from),
+            instant(&f.to),
+        )
+    }
+
     /// A stable fingerprint of everything that selects *which* calls a walk returns; a cursor
     /// carries it so it cannot be replayed with other filters.
     pub fn fingerprint(&self) -> u64 {

@@ -12,6 +12,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub logging: LoggingSection,
     #[serde(default)]
+    pub cache: CacheSection,
+    #[serde(default)]
     pub providers: BTreeMap<String, ProviderSection>,
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantSection>,
@@ -58,6 +60,37 @@ impl Default for LoggingSection {
         LoggingSection {
             format: "json".into(),
             level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    /// Cache GET answers at all.
+    pub enabled: bool,
+    /// Bound of the cache, in bytes of keys and bodies (fixed at start).
+    pub max_bytes: u64,
+    /// Freshness of a list page whose calls are all finished.
+    pub list_ttl_ms: u64,
+    /// Freshness of a call still in progress (queued, ringing, in progress, unknown), and of a
+    /// list page holding one; 0 = not cached.
+    pub live_call_ttl_ms: u64,
+    /// Freshness of a finished call.
+    pub finished_call_ttl_ms: u64,
+    /// How long past its freshness an entry may still answer when the vendor fails; 0 = never.
+    pub stale_if_error_ms: u64,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        CacheSection {
+            enabled: true,
+            max_bytes: 64 * 1024 * 1024,
+            list_ttl_ms: 10_000,
+            live_call_ttl_ms: 1_000,
+            finished_call_ttl_ms: 300_000,
+            stale_if_error_ms: 0,
         }
     }
 }

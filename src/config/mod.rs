@@ -8,7 +8,7 @@ mod file;
 mod runtime;
 
 pub use file::{ConfigFile, DefaultRoute};
-pub use runtime::{Provider, Runtime, Secret, Settings, Tenant, Upstream};
+pub use runtime::{CacheSettings, Provider, Runtime, Secret, Settings, Tenant, Upstream};
 
 use std::path::Path;
 
@@ -68,6 +68,49 @@ pub fn load_str(
         )
         .build()
         .map_err(|e| fail(e.to_string()))?;
-    let parsed: ConfigFile = raw.try_deserialize().map_err(|e| fail(e.to_string()))?;
+    let parsed: ConfigFile = raw.try_deserialize().map_err(|e| vec![located(name, e)])?;
     runtime::build(name, base, parsed, env)
+}
+
+/// A deserialization error of the `config` crate as file, dotted key and reason, so a typo names
+/// itself: `server.listne: unknown key; expected one of …`.
+fn located(file: &str, e: config::ConfigError) -> ConfigError {
+    use config::ConfigError as E;
+    let (key, reason) = match e {
+        E::At { error, key, .. } => (key, error.to_string()),
+        E::Type {
+            key,
+            unexpected,
+            expected,
+            ..
+        } => (
+            key,
+            format!("invalid type: {unexpected}, expected {expected}"),
+        ),
+        E::NotFound(key) => (Some(key), "missing; this key is required".into()),
+        other => (None, other.to_string()),
+    };
+    let key = key.filter(|k| !k.is_empty());
+    // serde's "unknown field `x`, expected one of …": the unknown key is the place.
+    let unknown = reason
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split_once('`'));
+    let (key, reason) = match unknown {
+        Some((field, rest)) => (
+            Some(match key {
+                Some(k) => format!("{k}.{field}"),
+                None => field.to_string(),
+            }),
+            format!(
+                "unknown key{}",
+                rest.replacen(", expected", "; expected", 1)
+            ),
+        ),
+        None => (key, reason),
+    };
+    ConfigError {
+        file: file.to_string(),
+        key: key.unwrap_or_else(|| "file".into()),
+        reason,
+    }
 }

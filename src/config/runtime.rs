@@ -40,6 +40,18 @@ pub struct Settings {
     pub max_vendor_body_bytes: usize,
     pub log_format: String,
     pub log_level: String,
+    pub cache: CacheSettings,
+}
+
+/// Cache settings of a snapshot; TTLs apply to entries stored under it.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    pub max_bytes: u64,
+    pub list_ttl: Duration,
+    pub live_call_ttl: Duration,
+    pub finished_call_ttl: Duration,
+    pub stale_if_error: Duration,
 }
 
 /// Where a provider's requests go.
@@ -64,6 +76,8 @@ pub struct Provider {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub agents: Vec<String>,
+    /// Credential name → the environment variable it is read from (names only, for `check`).
+    pub credential_envs: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -74,6 +88,10 @@ pub struct Tenant {
     /// agent id → provider.
     pub agent_routes: Vec<(String, String)>,
     pub limiter: Option<TenantLimiter>,
+    /// `(per_second, burst)` as configured, for `check`.
+    pub rate_limit: Option<(u32, u32)>,
+    /// Environment variables holding this tenant's gateway keys (names only, for `check`).
+    pub key_envs: Vec<String>,
 }
 
 impl Tenant {
@@ -253,6 +271,11 @@ pub(super) fn build(
                 timeout: Duration::from_millis(p.timeout_ms),
                 connect_timeout: Duration::from_millis(p.connect_timeout_ms),
                 agents: p.agents.clone(),
+                credential_envs: p
+                    .credentials
+                    .iter()
+                    .map(|(c, r)| (c.clone(), r.env.clone()))
+                    .collect(),
             }),
         );
     }
@@ -327,6 +350,11 @@ pub(super) fn build(
                 .map(|r| (r.agent.clone(), r.provider.clone()))
                 .collect(),
             limiter,
+            rate_limit: t
+                .rate_limit
+                .as_ref()
+                .map(|r| (r.per_second, r.burst.unwrap_or(r.per_second))),
+            key_envs: t.keys.iter().map(|k| k.env.clone()).collect(),
         });
         for (i, k) in t.keys.iter().enumerate() {
             if let Some(s) = errs.secret(env, &format!("{key}.keys[{i}]"), k) {
@@ -351,6 +379,14 @@ pub(super) fn build(
             max_vendor_body_bytes: cfg.server.max_vendor_body_bytes,
             log_format: cfg.logging.format,
             log_level: cfg.logging.level,
+            cache: CacheSettings {
+                enabled: cfg.cache.enabled,
+                max_bytes: cfg.cache.max_bytes,
+                list_ttl: Duration::from_millis(cfg.cache.list_ttl_ms),
+                live_call_ttl: Duration::from_millis(cfg.cache.live_call_ttl_ms),
+                finished_call_ttl: Duration::from_millis(cfg.cache.finished_call_ttl_ms),
+                stale_if_error: Duration::from_millis(cfg.cache.stale_if_error_ms),
+            },
         },
         adapters,
         providers,

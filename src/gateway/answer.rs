@@ -1,6 +1,8 @@
 //! The last room: what goes back to the client (status, headers, body) and the facts the
 //! request log records about it. Errors become RFC 9457 problem documents here, and only here.
 
+use crate::adapter::rules::Drift;
+use crate::cache::CacheOutcome;
 use crate::canonical::{ErrorCode, Operation, Problem};
 use bytes::Bytes;
 use serde::Serialize;
@@ -18,8 +20,21 @@ pub struct Outcome {
     pub code: Option<ErrorCode>,
     /// Time spent waiting on the vendor.
     pub upstream: Duration,
-    /// Vendor fields that did not match the adapter (count; details are logged at debug).
-    pub drift: usize,
+    /// What went wrong with the vendor, as a `callgate_upstream_errors_total{kind}` label.
+    pub upstream_error: Option<&'static str>,
+    /// How the response cache answered (GETs of calls only).
+    pub cache: Option<CacheOutcome>,
+    /// Vendor fields that did not match the adapter.
+    pub drift: Vec<Drift>,
+}
+
+impl Outcome {
+    /// Takes in what a vendor fetch learned.
+    pub fn absorb(&mut self, fetch: Outcome) {
+        self.upstream += fetch.upstream;
+        self.upstream_error = self.upstream_error.or(fetch.upstream_error);
+        self.drift.extend(fetch.drift);
+    }
 }
 
 #[derive(Debug)]

@@ -6,14 +6,14 @@ use super::exchange::VendorAnswer;
 use super::{route, Gateway, Incoming};
 use crate::adapter::normalize::Context;
 use crate::adapter::plan::VendorRequest;
-use crate::adapter::rules::{Drift, Params};
+use crate::adapter::rules::Params;
+use crate::cache::{CacheKey, CachePolicy, EntryKind, Fetched};
 use crate::canonical::call::{CallPage, Pagination};
 use crate::canonical::cursor::{Cursor, Position};
-use crate::canonical::id::{CallId, CallIdError};
+use crate::canonical::id::CallId;
 use crate::canonical::list_query::{self, ListQuery, DEFAULT_LIMIT};
 use crate::canonical::{ErrorCode, Operation, Problem};
 use crate::config::{Provider, Runtime, Tenant};
-use percent_encoding::percent_decode_str;
 use std::sync::Arc;
 
 pub(super) struct CallCx<'a> {
@@ -27,7 +27,8 @@ impl CallCx<'_> {
     pub async fn get(&self, raw_id: &str, outcome: &mut Outcome) -> Result<Answer, Problem> {
         outcome.operation = Some(Operation::GetCall);
         let include_raw = list_query::parse_include(self.req.query)?;
-        let id = parse_id(raw_id)?;
+        let id = CallId::parse_path_segment(raw_id)
+            .map_err(|e| Problem::field(ErrorCode::InvalidRequest, "id", e.to_string()))?;
         let provider = self.rt.provider(&id.provider).cloned().ok_or_else(|| {
             Problem::new(
                 ErrorCode::NotFound,
@@ -37,21 +38,44 @@ impl CallCx<'_> {
         outcome.provider = Some(provider.name.clone());
         route::authorize(self.tenant, &provider)?;
         let adapter = &provider.adapter;
+        let canonical_id = CallId::encode(
+            &provider.name,
+            &id.parts.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         let params = adapter.id_params(id.parts)?;
         let request = adapter.plan_get(&params)?;
-        let body = self.exchange(&provider, &request, outcome).await?;
-        let mut drift = Vec::new();
-        let cx = Context {
-            provider: &provider.name,
-            params: Params(&params),
-            include_raw,
+        let key = CacheKey(format!("get|{canonical_id}|raw={include_raw}"));
+        let ttls = &self.rt.settings.cache;
+        let mut facts = Outcome::default();
+        let f = &mut facts;
+        let (provider, request, params) = (&provider, &request, &params);
+        let fetch = move || async move {
+            let body = self.exchange(provider, request, f).await?;
+            let cx = Context {
+                provider: &provider.name,
+                params: Params(params),
+                include_raw,
+            };
+            let call = adapter
+                .extract_item(&body)
+                .and_then(|item| adapter.normalize_call(item, cx, &mut f.drift))
+                .map_err(|e| unnormalizable(provider, e, f))?;
+            let ttl = if call.status.is_live() {
+                ttls.live_call_ttl
+            } else {
+                ttls.finished_call_ttl
+            };
+            Ok(Fetched {
+                body: encode(&call)?,
+                ttl,
+                kind: EntryKind::Get,
+                provider: provider.name.clone(),
+                call_id: Some(canonical_id.clone()),
+            })
         };
-        let call = adapter
-            .extract_item(&body)
-            .and_then(|item| adapter.normalize_call(item, cx, &mut drift))
-            .map_err(|e| unnormalizable(&provider, e))?;
-        note_drift(&provider, &drift, outcome);
-        Ok(Answer::json(200, &call, std::mem::take(outcome)))
+        let result = self.through_cache(key, fetch, outcome).await;
+        outcome.absorb(facts);
+        result.map(|body| Answer::raw_json(body, std::mem::take(outcome)))
     }
 
     pub async fn list(&self, outcome: &mut Outcome) -> Result<Answer, Problem> {
@@ -74,39 +98,87 @@ impl CallCx<'_> {
         outcome.provider = Some(provider.name.clone());
         let adapter = &provider.adapter;
         let plan = adapter.plan_list(&q, &at)?;
-        let body = self.exchange(&provider, &plan.request, outcome).await?;
-        let mut drift = Vec::new();
-        let page = plan
-            .assemble(
-                adapter,
-                &body,
-                &provider.name,
-                q.include_raw,
-                &q.filters,
-                &mut drift,
-            )
-            .map_err(|e| unnormalizable(&provider, e))?;
-        note_drift(&provider, &drift, outcome);
-        let next_cursor = page.next_offset.map(|offset| {
-            Cursor::new(
-                fingerprint,
-                vec![Position {
+        let key = CacheKey(format!(
+            "list|{}|{}|o={}|s={}|raw={}",
+            provider.name,
+            q.canonical_filters(),
+            at.offset,
+            at.size,
+            q.include_raw
+        ));
+        let ttls = &self.rt.settings.cache;
+        let mut facts = Outcome::default();
+        let f = &mut facts;
+        let (provider, plan, q, at) = (&provider, &plan, &q, &at);
+        let fetch = move || async move {
+            let body = self.exchange(provider, &plan.request, f).await?;
+            let page = plan
+                .assemble(
+                    adapter,
+                    &body,
+                    &provider.name,
+                    q.include_raw,
+                    &q.filters,
+                    &mut f.drift,
+                )
+                .map_err(|e| unnormalizable(provider, e, f))?;
+            let next_cursor = page.next_offset.map(|offset| {
+                let next = Position {
                     provider: provider.name.clone(),
                     offset,
                     size: at.size,
-                }],
-            )
-            .encode()
-        });
-        let body = CallPage {
-            data: page.calls,
-            pagination: Pagination {
-                limit: at.size,
-                next_cursor,
-                total_count: page.total,
-            },
+                };
+                Cursor::new(fingerprint, vec![next]).encode()
+            });
+            let live = page.calls.iter().any(|c| c.status.is_live());
+            let ttl = if live {
+                ttls.list_ttl.min(ttls.live_call_ttl)
+            } else {
+                ttls.list_ttl
+            };
+            let body = CallPage {
+                data: page.calls,
+                pagination: Pagination {
+                    limit: at.size,
+                    next_cursor,
+                    total_count: page.total,
+                },
+            };
+            Ok(Fetched {
+                body: encode(&body)?,
+                ttl,
+                kind: EntryKind::List,
+                provider: provider.name.clone(),
+                call_id: None,
+            })
         };
-        Ok(Answer::json(200, &body, std::mem::take(outcome)))
+        let result = self.through_cache(key, fetch, outcome).await;
+        outcome.absorb(facts);
+        result.map(|body| Answer::raw_json(body, std::mem::take(outcome)))
+    }
+
+    /// Answers from the response cache or through `fetch`, noting how in the outcome.
+    async fn through_cache<F, Fut>(
+        &self,
+        key: CacheKey,
+        fetch: F,
+        outcome: &mut Outcome,
+    ) -> Result<bytes::Bytes, Problem>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Fetched, Problem>>,
+    {
+        let policy = CachePolicy {
+            enabled: self.rt.settings.cache.enabled,
+            stale_if_error: self.rt.settings.cache.stale_if_error,
+        };
+        let (result, how) = self
+            .gateway
+            .cache
+            .serve(&policy, key, self.req.no_cache, fetch)
+            .await;
+        outcome.cache = Some(how);
+        result
     }
 
     /// Picks a walk up where its cursor left it.
@@ -163,37 +235,61 @@ impl CallCx<'_> {
         let answer: VendorAnswer = result.map_err(|e| {
             tracing::warn!(provider = %provider.name, kind = e.kind(), "vendor exchange failed");
             self.gateway.health.record(&provider.name, false);
+            outcome.upstream_error = Some(e.kind());
             e.into_problem(provider)
         })?;
         self.gateway.health.record(
             &provider.name,
             answer.status < 500 && answer.status != 401 && answer.status != 403,
         );
-        provider.adapter.read_answer(
-            &provider.name,
-            answer.status,
-            answer.retry_after.as_deref(),
-            &answer.body,
-        )
+        provider
+            .adapter
+            .read_answer(
+                &provider.name,
+                answer.status,
+                answer.retry_after.as_deref(),
+                &answer.body,
+            )
+            .inspect_err(|p| outcome.upstream_error = upstream_error_kind(p))
     }
 }
 
-fn parse_id(raw: &str) -> Result<CallId, Problem> {
-    let bad = |e: CallIdError| Problem::field(ErrorCode::InvalidRequest, "id", e.to_string());
-    match CallId::parse(raw) {
-        // A client that percent-encoded the whole id (`zudu%3Acall-1`): decode once and retry.
-        Err(CallIdError::NoSeparator) if raw.contains('%') => {
-            let decoded = percent_decode_str(raw)
-                .decode_utf8()
-                .map_err(|_| bad(CallIdError::BadEncoding))?;
-            CallId::parse(&decoded).map_err(bad)
-        }
-        other => other.map_err(bad),
+/// The `callgate_upstream_errors_total{kind}` of a vendor answer that failed; `None` for answers
+/// that are about the client's request (not found, refused parameters).
+fn upstream_error_kind(p: &Problem) -> Option<&'static str> {
+    let status = p
+        .provider
+        .as_deref()
+        .and_then(|f| f.status)
+        .unwrap_or_default();
+    match p.code {
+        ErrorCode::ProviderAuthFailed => Some("auth"),
+        ErrorCode::ProviderRateLimited => Some("rate_limited"),
+        ErrorCode::ProviderTimeout => Some("timeout"),
+        ErrorCode::ProviderError if status >= 500 => Some("server_error"),
+        ErrorCode::ProviderError => Some("bad_answer"),
+        _ => None,
     }
 }
 
-fn unnormalizable(provider: &Provider, e: crate::adapter::normalize::NormalizeError) -> Problem {
+fn encode<T: serde::Serialize>(value: &T) -> Result<bytes::Bytes, Problem> {
+    serde_json::to_vec(value)
+        .map(bytes::Bytes::from)
+        .map_err(|e| {
+            Problem::new(
+                ErrorCode::ProviderError,
+                format!("the answer could not be encoded: {e}"),
+            )
+        })
+}
+
+fn unnormalizable(
+    provider: &Provider,
+    e: crate::adapter::normalize::NormalizeError,
+    outcome: &mut Outcome,
+) -> Problem {
     tracing::warn!(provider = %provider.name, error = %e, "vendor answer could not be normalized");
+    outcome.upstream_error = Some("bad_answer");
     Problem::new(
         ErrorCode::ProviderError,
         format!(
@@ -202,11 +298,4 @@ fn unnormalizable(provider: &Provider, e: crate::adapter::normalize::NormalizeEr
         ),
     )
     .with_provider(&provider.name)
-}
-
-fn note_drift(provider: &Provider, drift: &[Drift], outcome: &mut Outcome) {
-    outcome.drift += drift.len();
-    for d in drift {
-        tracing::debug!(provider = %provider.name, field = d.field, kind = d.kind.name(), "vendor drift");
-    }
 }

@@ -185,6 +185,37 @@ impl VendorClient {
     }
 }
 
+/// The headers callgate sends a vendor, in order: `(name, value, is_secret)`. Shared by the
+/// exchange and `callgate explain`, which prints them with the secret values redacted.
+pub fn outgoing_headers(
+    provider: &Provider,
+    req: &VendorRequest,
+    request_id: &str,
+) -> Vec<(String, String, bool)> {
+    let mut out = vec![
+        ("Host".to_string(), provider.upstream.host.clone(), false),
+        ("Accept".to_string(), "application/json".to_string(), false),
+        (
+            "User-Agent".to_string(),
+            concat!("callgate/", env!("CARGO_PKG_VERSION")).to_string(),
+            false,
+        ),
+        ("X-Request-Id".to_string(), request_id.to_string(), false),
+    ];
+    for (name, value) in &provider.auth_headers {
+        out.push((name.clone(), value.expose().to_string(), true));
+    }
+    match &req.body {
+        Some(body) => {
+            out.push(("Content-Type".into(), "application/json".into(), false));
+            out.push(("Content-Length".into(), body.len().to_string(), false));
+        }
+        None if req.method != "GET" => out.push(("Content-Length".into(), "0".into(), false)),
+        None => {}
+    }
+    out
+}
+
 fn request_header(
     provider: &Provider,
     req: &VendorRequest,
@@ -192,23 +223,8 @@ fn request_header(
 ) -> pingora::Result<RequestHeader> {
     let path = format!("{}{}", provider.upstream.base_path, req.path_and_query);
     let mut h = RequestHeader::build(req.method.as_str(), path.as_bytes(), Some(8))?;
-    h.insert_header("Host", &provider.upstream.host)?;
-    h.insert_header("Accept", "application/json")?;
-    h.insert_header(
-        "User-Agent",
-        concat!("callgate/", env!("CARGO_PKG_VERSION")),
-    )?;
-    h.insert_header("X-Request-Id", request_id)?;
-    for (name, value) in &provider.auth_headers {
-        h.insert_header(name.clone(), value.expose())?;
-    }
-    match &req.body {
-        Some(body) => {
-            h.insert_header("Content-Type", "application/json")?;
-            h.insert_header("Content-Length", body.len().to_string())?;
-        }
-        None if req.method != "GET" => h.insert_header("Content-Length", "0")?,
-        None => {}
+    for (name, value, _) in outgoing_headers(provider, req, request_id) {
+        h.insert_header(name, value)?;
     }
     Ok(h)
 }

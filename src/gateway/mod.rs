@@ -9,8 +9,10 @@ pub mod health;
 mod providers;
 pub mod route;
 
+use crate::cache::ResponseCache;
 use crate::canonical::{ErrorCode, Problem};
 use crate::config::Runtime;
+use crate::metrics::Metrics;
 use answer::{Answer, Outcome};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -28,21 +30,37 @@ pub struct Incoming<'a> {
     pub query: Option<&'a str>,
     pub authorization: Option<&'a str>,
     pub request_id: &'a str,
+    /// The client sent `Cache-Control: no-cache`: answer fresh (and refresh the cache).
+    pub no_cache: bool,
 }
 
 pub struct Gateway {
     runtime: ArcSwap<Runtime>,
     client: VendorClient,
     health: health::HealthBoard,
+    cache: ResponseCache,
+    metrics: Metrics,
 }
 
 impl Gateway {
     pub fn new(runtime: Runtime) -> Gateway {
+        let metrics = Metrics::new();
+        metrics.config_loaded_now();
         Gateway {
+            cache: ResponseCache::new(runtime.settings.cache.max_bytes),
             runtime: ArcSwap::from_pointee(runtime),
             client: VendorClient::default(),
             health: health::HealthBoard::default(),
+            metrics,
         }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn cache(&self) -> &ResponseCache {
+        &self.cache
     }
 
     /// The current config snapshot.

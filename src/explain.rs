@@ -1,0 +1,320 @@
+//! `callgate explain`: what the gateway would do with one canonical request — the tenant, the
+//! routing rule that fired, the provider, and the exact vendor request (credentials redacted) —
+//! without touching the network.
+//!
+//! It owns no routing or planning of its own: it runs the gateway's real pieces
+//! ([`auth::authenticate`], [`route::for_list`], [`route::authorize`], the adapter's planners and
+//! [`exchange::outgoing_headers`]) over a loaded [`Runtime`], so what it prints is what is sent. A
+//! request the gateway would refuse yields the same canonical [`Problem`].
+
+use crate::adapter::plan::VendorRequest;
+use crate::adapter::spec::PaginationStyle;
+use crate::canonical::cursor::{Cursor, Position};
+use crate::canonical::id::CallId;
+use crate::canonical::list_query::{self, ListQuery, DEFAULT_LIMIT};
+use crate::canonical::{ErrorCode, Operation, Problem};
+use crate::config::{Provider, Runtime, Tenant};
+use crate::gateway::{auth, exchange, route};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// What replaces a credential's value in every explanation.
+pub const REDACTED: &str = "[redacted]";
+
+/// The `X-Request-Id` shown: the gateway sends the client's id, or a fresh UUID.
+pub const REQUEST_ID_PLACEHOLDER: &str = "<request id>";
+
+/// One canonical request to explain.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// `GET`, `POST`, `PATCH`, `PUT` (case-insensitive).
+    pub method: &'a str,
+    /// Path with an optional query: `/v1/calls?provider=zudu&limit=5`.
+    pub target: &'a str,
+    /// A JSON body (for writes).
+    pub body: Option<&'a str>,
+    /// The gateway key whose tenant makes the request; without it the config's only tenant.
+    pub key: Option<&'a str>,
+}
+
+/// The vendor request the gateway would send.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub tenant: String,
+    /// `list_calls`, `get_call`.
+    pub operation: &'static str,
+    /// Which routing rule fired: `explicit provider`, `agent rule agentId=… → p`, `tenant default`,
+    /// `call id names provider p`.
+    pub rule: String,
+    pub provider: String,
+    pub vendor: String,
+    pub adapter_file: String,
+    pub request: Outgoing,
+    /// For lists: the page and what callgate does with the answer.
+    pub list: Option<ListDetails>,
+}
+
+/// How a list page is fetched and finished.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListDetails {
+    /// The page size of this walk.
+    pub page_size: u32,
+    /// Items before this page.
+    pub offset: u64,
+    /// The vendor returns every call and callgate slices the page (no vendor paging).
+    pub sliced_by_callgate: bool,
+    /// Filters callgate applies to the normalized calls (pages may be short).
+    pub local_filters: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outgoing {
+    pub method: String,
+    /// Base URL + path + query.
+    pub url: String,
+    /// In the order sent; credential values are [`REDACTED`].
+    pub headers: Vec<(String, String)>,
+    /// The JSON body, if any.
+    pub body: Option<serde_json::Value>,
+}
+
+/// The canonical operation a method and path name, as the gateway dispatches them.
+enum Route<'a> {
+    List,
+    Get(&'a str),
+    Create,
+    Update(&'a str),
+}
+
+/// Explains `req` against `rt`: the vendor request, or the problem the gateway would answer.
+pub fn explain(rt: &Runtime, req: Request<'_>) -> Result<Explanation, Problem> {
+    let method = req.method.to_ascii_uppercase();
+    let (path, query) = match req.target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (req.target, None),
+    };
+    let route = route(&method, path);
+    if !path.starts_with("/v1/") {
+        // Like the gateway: an unknown route is 404 before any key is looked at.
+        route.as_ref().err().cloned().map_or(Ok(()), Err)?;
+    }
+    let tenant = tenant(rt, req.key)?;
+    let body = match req.body {
+        Some(text) => Some(
+            serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
+                Problem::field(ErrorCode::InvalidRequest, "body", format!("not JSON: {e}"))
+            })?,
+        ),
+        None => None,
+    };
+    match route? {
+        Route::List => list(rt, &tenant, query),
+        Route::Get(id) => get(rt, &tenant, id, query),
+        Route::Create => write(&method, path, None, body),
+        Route::Update(id) => write(&method, path, Some(id), body),
+    }
+}
+
+/// `POST /v1/calls` and `PATCH|PUT /v1/calls/{id}`: writes arrive with a later issue, with their
+/// planners (`plan_create`, `plan_update`) and the body; until then, the gateway's own answer.
+fn write(
+    method: &str,
+    path: &str,
+    _id: Option<&str>,
+    _body: Option<serde_json::Value>,
+) -> Result<Explanation, Problem> {
+    Err(Problem::new(
+        ErrorCode::UnsupportedOperation,
+        format!("{method} {path} is not available in this release of callgate"),
+    ))
+}
+
+fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, Problem> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        ("GET", ["v1", "calls"]) => Ok(Route::List),
+        ("GET", ["v1", "calls", id]) if !id.is_empty() => Ok(Route::Get(id)),
+        ("POST", ["v1", "calls"]) => Ok(Route::Create),
+        ("PATCH" | "PUT", ["v1", "calls", id]) if !id.is_empty() => Ok(Route::Update(id)),
+        ("GET", ["v1", "providers"]) | ("GET", ["openapi.json"]) => Err(Problem::new(
+            ErrorCode::InvalidRequest,
+            format!("{method} {path} is answered by callgate itself; no vendor request is sent"),
+        )),
+        _ => Err(Problem::new(
+            ErrorCode::NotFound,
+            format!("{method} {path} is not a route of callgate (see /openapi.json)"),
+        )),
+    }
+}
+
+/// The tenant making the request: the owner of `key`, else the config's only tenant.
+fn tenant(rt: &Runtime, key: Option<&str>) -> Result<Arc<Tenant>, Problem> {
+    if let Some(key) = key {
+        return auth::authenticate(rt, Some(&format!("Bearer {key}")));
+    }
+    let mut all = rt.tenants.values();
+    match (all.next(), all.next()) {
+        (Some(only), None) => Ok(only.clone()),
+        _ => {
+            let names: Vec<&str> = rt.tenants.keys().map(String::as_str).collect();
+            Err(Problem::new(
+                ErrorCode::Unauthorized,
+                format!(
+                    "this config has {} tenants ({}); pass --key with the gateway key of the one making the request",
+                    names.len(),
+                    names.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn list(rt: &Runtime, tenant: &Tenant, query: Option<&str>) -> Result<Explanation, Problem> {
+    let q = ListQuery::parse(query)?;
+    let (provider, at, rule) = match &q.cursor {
+        Some(raw) => resume(rt, tenant, raw, &q)?,
+        None => {
+            let provider = route::for_list(rt, tenant, &q)?;
+            let rule = list_rule(tenant, &q, &provider);
+            let size = provider.adapter.page_size(q.limit.unwrap_or(DEFAULT_LIMIT));
+            let at = Position {
+                provider: provider.name.clone(),
+                offset: 0,
+                size,
+            };
+            (provider, at, rule)
+        }
+    };
+    let plan = provider.adapter.plan_list(&q, &at)?;
+    let mut e = explanation(tenant, Operation::ListCalls, rule, &provider, &plan.request);
+    e.list = Some(ListDetails {
+        page_size: plan.size,
+        offset: plan.offset,
+        sliced_by_callgate: plan.style == PaginationStyle::None,
+        local_filters: plan.local.iter().map(|f| f.name()).collect(),
+    });
+    Ok(e)
+}
+
+/// Names the rule [`route::for_list`] applied (it decides; this only labels its decision).
+fn list_rule(tenant: &Tenant, q: &ListQuery, provider: &Provider) -> String {
+    if q.provider.is_some() {
+        return "explicit provider".into();
+    }
+    let agent_rule = q
+        .filters
+        .agent_id
+        .as_deref()
+        .and_then(|a| tenant.agent_routes.iter().find(|(agent, _)| agent == a));
+    match agent_rule {
+        Some((agent, p)) if *p == provider.name => format!("agent rule agentId={agent} → {p}"),
+        _ => "tenant default".into(),
+    }
+}
+
+/// A list page after the first: the cursor names the provider and the position.
+fn resume(
+    rt: &Runtime,
+    tenant: &Tenant,
+    raw: &str,
+    q: &ListQuery,
+) -> Result<(Arc<Provider>, Position, String), Problem> {
+    let cursor = Cursor::decode(raw, q.fingerprint())
+        .map_err(|e| Problem::field(ErrorCode::InvalidCursor, "cursor", e.to_string()))?;
+    let at = cursor.positions.into_iter().next().ok_or_else(|| {
+        Problem::field(
+            ErrorCode::InvalidCursor,
+            "cursor",
+            "the cursor holds no position",
+        )
+    })?;
+    let provider = rt.provider(&at.provider).cloned().ok_or_else(|| {
+        Problem::field(
+            ErrorCode::InvalidCursor,
+            "cursor",
+            format!("provider {:?} is no longer configured", at.provider),
+        )
+    })?;
+    route::authorize(tenant, &provider)?;
+    if let Some(limit) = q.limit {
+        if provider.adapter.page_size(limit) != at.size {
+            return Err(Problem::field(
+                ErrorCode::InvalidRequest,
+                "limit",
+                format!(
+                    "a cursor walk keeps the page size it started with ({}); omit limit or pass {}",
+                    at.size, at.size
+                ),
+            ));
+        }
+    }
+    let rule = format!(
+        "cursor names provider {} (offset {})",
+        at.provider, at.offset
+    );
+    Ok((provider, at, rule))
+}
+
+fn get(
+    rt: &Runtime,
+    tenant: &Tenant,
+    raw_id: &str,
+    query: Option<&str>,
+) -> Result<Explanation, Problem> {
+    list_query::parse_include(query)?;
+    let id = CallId::parse_path_segment(raw_id)
+        .map_err(|e| Problem::field(ErrorCode::InvalidRequest, "id", e.to_string()))?;
+    let provider = rt.provider(&id.provider).cloned().ok_or_else(|| {
+        Problem::new(
+            ErrorCode::NotFound,
+            format!("no provider named {:?} (from the call id)", id.provider),
+        )
+    })?;
+    route::authorize(tenant, &provider)?;
+    let params = provider.adapter.id_params(id.parts)?;
+    let request = provider.adapter.plan_get(&params)?;
+    let rule = format!("call id names provider {}", provider.name);
+    Ok(explanation(
+        tenant,
+        Operation::GetCall,
+        rule,
+        &provider,
+        &request,
+    ))
+}
+
+fn explanation(
+    tenant: &Tenant,
+    operation: Operation,
+    rule: String,
+    provider: &Provider,
+    request: &VendorRequest,
+) -> Explanation {
+    let headers = exchange::outgoing_headers(provider, request, REQUEST_ID_PLACEHOLDER)
+        .into_iter()
+        .map(|(name, value, secret)| (name, if secret { REDACTED.into() } else { value }))
+        .collect();
+    let body = request
+        .body
+        .as_deref()
+        .map(|b| serde_json::from_slice(b).unwrap_or_else(|_| String::from_utf8_lossy(b).into()));
+    Explanation {
+        tenant: tenant.name.clone(),
+        operation: operation.name(),
+        rule,
+        provider: provider.name.clone(),
+        vendor: provider.adapter.vendor.clone(),
+        adapter_file: provider.adapter.file.display().to_string(),
+        request: Outgoing {
+            method: request.method.clone(),
+            url: format!(
+                "{}{}",
+                provider.upstream.base_url.trim_end_matches('/'),
+                request.path_and_query
+            ),
+            headers,
+            body,
+        },
+        list: None,
+    }
+}

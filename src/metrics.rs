@@ -1,0 +1,239 @@
+//! Prometheus metrics: every series of DESIGN.md's "Metrics", registered once, rendered in the
+//! text format on the admin listener's `/metrics` (with the process collector's `process_*`).
+//!
+//! Label values come only from closed sets: provider names from config (or `none`), fixed
+//! operation names, fixed error codes, fixed kinds. Nothing a client sends becomes a label.
+
+use crate::adapter::rules::Drift;
+use crate::canonical::{ErrorCode, Operation};
+use prometheus::{
+    exponential_buckets, Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
+};
+use std::time::Duration;
+
+/// Histogram buckets from 100 µs to 30 s (×~2.07 per step, 18 buckets).
+fn latency_buckets() -> Vec<f64> {
+    let factor = (30.0f64 / 0.0001).powf(1.0 / 17.0);
+    exponential_buckets(0.0001, factor, 18).unwrap_or_default()
+}
+
+/// How a cache lookup went (label `result` of `callgate_cache_requests_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheResult {
+    Hit,
+    /// Served stale because the vendor failed (stale-if-error).
+    Stale,
+    Miss,
+    /// Waited for another request's identical miss (single-flight).
+    Collapsed,
+    /// The client asked for a fresh answer (`Cache-Control: no-cache`) or caching is off.
+    Bypass,
+}
+
+impl CacheResult {
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheResult::Hit => "hit",
+            CacheResult::Stale => "stale",
+            CacheResult::Miss => "miss",
+            CacheResult::Collapsed => "collapsed",
+            CacheResult::Bypass => "bypass",
+        }
+    }
+}
+
+/// One finished request, as the metrics see it.
+pub struct RequestRecord<'a> {
+    pub provider: Option<&'a str>,
+    pub operation: Option<Operation>,
+    pub code: Option<ErrorCode>,
+    pub total: Duration,
+    pub upstream: Duration,
+    pub upstream_error: Option<&'static str>,
+    pub cache: Option<CacheResult>,
+    pub drift: &'a [Drift],
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    upstream_duration: HistogramVec,
+    overhead_duration: HistogramVec,
+    upstream_errors: IntCounterVec,
+    cache_requests: IntCounterVec,
+    cache_bytes: IntGauge,
+    inflight: IntGauge,
+    config_reloads: IntCounterVec,
+    config_last_reload: Gauge,
+    drift: IntCounterVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(latency_buckets()),
+        labels,
+    )
+    .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let cache_bytes = IntGauge::new(
+            "callgate_cache_bytes",
+            "Bytes held by the response cache (weighed).",
+        )
+        .expect("valid");
+        let inflight = IntGauge::new("callgate_inflight_requests", "Requests being handled now.")
+            .expect("valid");
+        let config_last_reload = Gauge::new(
+            "callgate_config_last_reload_timestamp_seconds",
+            "Unix time of the last successful config load.",
+        )
+        .expect("valid");
+        for g in [
+            Box::new(cache_bytes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(inflight.clone()),
+            Box::new(config_last_reload.clone()),
+        ] {
+            r.register(g).expect("unique metric");
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let _ = r.register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ));
+        }
+        Metrics {
+            requests: counter(&r, "callgate_requests_total", "Requests answered, by provider, operation and code (ok or the problem code).", &["provider", "operation", "code"]),
+            request_duration: histogram(&r, "callgate_request_duration_seconds", "Time from request to answer.", &["operation"]),
+            upstream_duration: histogram(&r, "callgate_upstream_duration_seconds", "Time waiting on the vendor.", &["provider", "operation"]),
+            overhead_duration: histogram(&r, "callgate_overhead_duration_seconds", "Time spent in callgate itself: total minus time waiting on the vendor.", &["operation"]),
+            upstream_errors: counter(&r, "callgate_upstream_errors_total", "Failed vendor exchanges, by kind.", &["provider", "kind"]),
+            cache_requests: counter(&r, "callgate_cache_requests_total", "Cache lookups, by result.", &["result"]),
+            config_reloads: counter(&r, "callgate_config_reloads_total", "Config loads after start, by result.", &["result"]),
+            drift: counter(&r, "callgate_vendor_drift_total", "Vendor values the adapter did not expect (unknown enum value, missing required field, wrong type).", &["provider", "field", "kind"]),
+            registry: r,
+            cache_bytes,
+            inflight,
+            config_last_reload,
+        }
+    }
+
+    pub fn record(&self, rec: &RequestRecord<'_>) {
+        let provider = rec.provider.unwrap_or("none");
+        let op = rec.operation.map_or("other", |o| o.name());
+        let code = rec.code.map_or("ok", |c| c.name());
+        self.requests.with_label_values(&[provider, op, code]).inc();
+        self.request_duration
+            .with_label_values(&[op])
+            .observe(rec.total.as_secs_f64());
+        self.overhead_duration
+            .with_label_values(&[op])
+            .observe(rec.total.saturating_sub(rec.upstream).as_secs_f64());
+        if !rec.upstream.is_zero() {
+            self.upstream_duration
+                .with_label_values(&[provider, op])
+                .observe(rec.upstream.as_secs_f64());
+        }
+        if let Some(kind) = rec.upstream_error {
+            self.upstream_errors
+                .with_label_values(&[provider, kind])
+                .inc();
+        }
+        if let Some(c) = rec.cache {
+            self.cache_requests.with_label_values(&[c.name()]).inc();
+        }
+        for d in rec.drift {
+            self.drift
+                .with_label_values(&[provider, d.field, d.kind.name()])
+                .inc();
+        }
+    }
+
+    pub fn inflight(&self) -> &IntGauge {
+        &self.inflight
+    }
+
+    pub fn set_cache_bytes(&self, bytes: u64) {
+        self.cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A config load after start: `ok` or `error`.
+    pub fn config_reloaded(&self, ok: bool) {
+        self.config_reloads
+            .with_label_values(&[if ok { "success" } else { "error" }])
+            .inc();
+        if ok {
+            self.config_loaded_now();
+        }
+    }
+
+    pub fn config_loaded_now(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        self.config_last_reload.set(now);
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_span_100us_to_30s() {
+        let b = latency_buckets();
+        assert_eq!(b.len(), 18);
+        assert!((b[0] - 0.0001).abs() < 1e-12);
+        assert!((b[17] - 30.0).abs() < 1e-6, "{}", b[17]);
+    }
+
+    #[test]
+    fn records_overhead_as_total_minus_upstream() {
+        let m = Metrics::new();
+        m.record(&RequestRecord {
+            provider: Some("zudu"),
+            operation: Some(Operation::GetCall),
+            code: None,
+            total: Duration::from_millis(30),
+            upstream: Duration::from_millis(29),
+            upstream_error: None,
+            cache: Some(CacheResult::Miss),
+            drift: &[],
+        });
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(
+            "callgate_requests_total{code=\"ok\",operation=\"get_call\",provider=\"zudu\"} 1"
+        ));
+        assert!(
+            text.contains("callgate_overhead_duration_seconds_sum{operation=\"get_call\"} 0.001\n")
+        );
+        assert!(text.contains("callgate_cache_requests_total{result=\"miss\"} 1"));
+    }
+}
