@@ -4,14 +4,14 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO ?= cargo
 
-.PHONY: demo test deps build lint openapi-check
+.PHONY: demo test deps test-deps build lint openapi-check
 
 ## Build in release mode and run the demo: three vendor simulators and the gateway (key demo-key).
 demo: deps build
 	./target/release/callgate demo
 
 ## The whole test suite: formatting, lints, unit, integration and simulator tests, OpenAPI validity.
-test: deps lint openapi-check
+test: deps test-deps lint openapi-check
 	$(CARGO) test --workspace --all-targets
 
 deps:
@@ -19,6 +19,12 @@ deps:
 	  echo "installing cmake (needed to build Pingora)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq cmake >/dev/null; }
 	@command -v $(CARGO) >/dev/null 2>&1 || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+
+# Tests scrape callgate with a real Prometheus and run promtool (Debian package prometheus).
+test-deps:
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
+	  echo "installing prometheus (for the scrape test and promtool)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 build:
 	$(CARGO) build --release --bin callgate

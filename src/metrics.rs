@@ -7,16 +7,16 @@
 use crate::adapter::rules::Drift;
 use crate::canonical::{ErrorCode, Operation};
 use prometheus::{
-    exponential_buckets, Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 use std::time::Duration;
 
-/// Histogram buckets from 100 µs to 30 s (×~2.07 per step, 18 buckets).
-fn latency_buckets() -> Vec<f64> {
-    let factor = (30.0f64 / 0.0001).powf(1.0 / 17.0);
-    exponential_buckets(0.0001, factor, 18).unwrap_or_default()
-}
+/// Histogram buckets from 100 µs to 30 s, in a 1–2.5–5 series people can read on a dashboard.
+const LATENCY_BUCKETS: [f64; 17] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
 
 /// How a cache lookup went (label `result` of `callgate_cache_requests_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +78,7 @@ fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterV
 
 fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     let h = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(latency_buckets()),
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
         labels,
     )
     .expect("valid metric");
@@ -94,6 +94,12 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
+        let m = Metrics::register();
+        m.touch();
+        m
+    }
+
+    fn register() -> Metrics {
         let r = Registry::new();
         let cache_bytes = IntGauge::new(
             "callgate_cache_bytes",
@@ -133,6 +139,23 @@ impl Metrics {
             cache_bytes,
             inflight,
             config_last_reload,
+        }
+    }
+
+    /// Makes the series of fixed label sets visible at zero before anything happens, so
+    /// dashboards and `rate()` see them from the first scrape.
+    fn touch(&self) {
+        for result in ["success", "error"] {
+            self.config_reloads.with_label_values(&[result]);
+        }
+        for r in [
+            CacheResult::Hit,
+            CacheResult::Stale,
+            CacheResult::Miss,
+            CacheResult::Collapsed,
+            CacheResult::Bypass,
+        ] {
+            self.cache_requests.with_label_values(&[r.name()]);
         }
     }
 
@@ -207,11 +230,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_span_100us_to_30s() {
-        let b = latency_buckets();
-        assert_eq!(b.len(), 18);
-        assert!((b[0] - 0.0001).abs() < 1e-12);
-        assert!((b[17] - 30.0).abs() < 1e-6, "{}", b[17]);
+    fn buckets_span_100us_to_30s_in_order() {
+        assert_eq!((LATENCY_BUCKETS[0], LATENCY_BUCKETS[16]), (0.0001, 30.0));
+        assert!(LATENCY_BUCKETS.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

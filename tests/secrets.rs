@@ -72,6 +72,13 @@ fn secrets_appear_in_no_response_and_no_log_line() {
         logs.lines().count() > urls.len(),
         "one line per request at least"
     );
+    // Simulated personal data (phone numbers, emails, transcripts, message texts) is not logged
+    // either, though the responses above carried plenty of it.
+    let pii = simulated_pii(&h);
+    assert!(pii.len() > 100, "{} PII strings", pii.len());
+    for value in &pii {
+        assert!(!logs.contains(value.as_str()), "the logs contain simulated personal data: {value}");
+    }
     for secret in secrets() {
         for body in &bodies {
             assert!(
@@ -85,4 +92,33 @@ fn secrets_appear_in_no_response_and_no_log_line() {
             secret.len()
         );
     }
+}
+
+/// Phone numbers, emails and texts from every simulated record.
+fn simulated_pii(h: &Harness) -> Vec<String> {
+    fn walk(v: &serde_json::Value, key: &str, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => m.iter().for_each(|(k, v)| walk(v, k, out)),
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, key, out)),
+            serde_json::Value::String(s) => {
+                let k = key.to_ascii_lowercase();
+                let personal = ["phone", "email", "number", "source", "destination", "transcri", "content", "message", "name"]
+                    .iter()
+                    .any(|p| k.contains(p));
+                if personal && s.len() >= 8 {
+                    out.push(s.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for kind in [VendorKind::Elemente, VendorKind::Bimpe, VendorKind::Zudu] {
+        for r in h.sim(kind).records() {
+            walk(&r, "", &mut out);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }

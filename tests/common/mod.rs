@@ -86,7 +86,7 @@ pub fn env(name: &str) -> Option<String> {
 /// The harness config: providers `elemente`, `bimpe`, `zudu` on the simulators, plus broken
 /// ones (`elemente-badauth`, `bimpe-noscope`, `dead` on a closed port, `zudu-slow` with a short
 /// timeout); tenant `main` may use all, tenant `other` only `zudu`, tenant `limited` 1 request/s.
-pub fn config_text(sims: &SimCluster, dead_port: u16) -> String {
+pub fn config_text(sims: &SimCluster, dead_port: u16, extra: &str) -> String {
     let a = |k| sims.addr(k);
     format!(
         r#"
@@ -147,6 +147,8 @@ keys = [{{ env = "LIMITED_KEY" }}]
 providers = ["zudu"]
 default = "zudu"
 rate_limit = {{ per_second = 1, burst = 3 }}
+
+{extra}
 "#,
         e = a(VendorKind::Elemente),
         b = a(VendorKind::Bimpe),
@@ -176,9 +178,14 @@ impl Harness {
     }
 
     pub fn start_with(opts: SimOptions) -> Harness {
+        Self::start_configured(opts, "")
+    }
+
+    /// With extra config appended (e.g. a `[cache]` section).
+    pub fn start_configured(opts: SimOptions, extra: &str) -> Harness {
         captured_logs();
         let sims = SimCluster::start(opts);
-        let text = config_text(&sims, closed_port());
+        let text = config_text(&sims, closed_port(), extra);
         let gateway = RunningGateway::start(load(&text));
         Harness { sims, gateway }
     }
@@ -199,6 +206,22 @@ impl Harness {
         )
     }
 
+    /// The admin listener's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        ureq::get(&format!("http://{}/metrics", self.gateway.admin_addr))
+            .call()
+            .expect("metrics")
+            .into_string()
+            .unwrap()
+    }
+
+    /// A sample's value from `/metrics` (exact series text, e.g. `callgate_cache_bytes`).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
     pub fn get_with(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Reply {
         let mut req = ureq::get(&self.url(path_and_query));
         for (k, v) in headers {
@@ -216,6 +239,7 @@ pub struct Reply {
     pub request_id: Option<String>,
     pub retry_after: Option<String>,
     pub www_authenticate: Option<String>,
+    pub cache_status: Option<String>,
     pub text: String,
 }
 
@@ -232,6 +256,7 @@ impl Reply {
             request_id: resp.header("x-request-id").map(str::to_string),
             retry_after: resp.header("retry-after").map(str::to_string),
             www_authenticate: resp.header("www-authenticate").map(str::to_string),
+            cache_status: resp.header("cache-status").map(str::to_string),
             text: resp.into_string().unwrap_or_default(),
         }
     }
