@@ -94,9 +94,9 @@ pub fn explain(rt: &Runtime, req: Request<'_>) -> Result<Explanation, Problem> {
         None => (req.target, None),
     };
     let route = route(&method, path);
-    if !path.starts_with("/v1/") {
-        // Like the gateway: an unknown route is 404 before any key is looked at.
-        route.as_ref().err().cloned().map_or(Ok(()), Err)?;
+    // Like the gateway: a path outside /v1 is refused before any key is looked at.
+    if let (false, Err(problem)) = (path.starts_with("/v1/"), &route) {
+        return Err(problem.clone());
     }
     let tenant = tenant(rt, req.key)?;
     let body = match req.body {

@@ -13,6 +13,7 @@ pub mod canonical;
 pub mod config;
 pub mod explain;
 pub mod gateway;
+pub mod idempotency;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

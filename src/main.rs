@@ -1,5 +1,6 @@
-//! The `callgate` binary: `serve`, `demo` and `sim`. Argument parsing with clap; every command
-//! is a thin call into the library (or, for `demo` and `sim`, into the simulators crate).
+//! The `callgate` binary: `serve`, `check`, `explain`, `demo` and `sim`. Argument parsing with
+//! clap; every command is a thin call into the library (or, for `demo` and `sim`, into the
+//! simulators crate).
 
 mod cli;
 
@@ -26,6 +27,14 @@ enum Command {
         #[arg(long, env = "CALLGATE_CONFIG", default_value = "config/callgate.toml")]
         config: PathBuf,
     },
+    /// Validate the config and every adapter (like `nginx -t`); print a summary.
+    Check {
+        /// Config file (TOML).
+        #[arg(long, env = "CALLGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Show the routing rule and the exact vendor request for one canonical request (no network).
+    Explain(cli::explain::ExplainArgs),
     /// The three vendor simulators and the gateway on them, in one process (gateway key `demo-key`).
     Demo(cli::demo::DemoArgs),
     /// The vendor simulators alone.
@@ -37,6 +46,8 @@ fn main() -> ExitCode {
     pingora::tls::install_default_crypto_provider();
     match Args::parse().command {
         Command::Serve { config } => cli::serve::run(&config),
+        Command::Check { config } => cli::check::run(&config),
+        Command::Explain(args) => cli::explain::run(args),
         Command::Demo(args) => cli::demo::run(args),
         Command::Sim(args) => cli::sim::run(args),
     }

@@ -23,15 +23,54 @@ fn two_spellings_share_an_entry_and_different_requests_never_do() {
     let agent = h.sim(VendorKind::Bimpe).agent_ids()[0].clone();
     // (first spelling, same request spelled otherwise, a different request) per parameter.
     let cases: Vec<(String, String, String)> = vec![
-        ("/v1/calls?provider=zudu&limit=3".into(), "/v1/calls?limit=3".into(), "/v1/calls?provider=elemente&limit=3".into()),
-        ("/v1/calls?provider=zudu&limit=20".into(), "/v1/calls?provider=zudu".into(), "/v1/calls?provider=zudu&limit=21".into()),
-        ("/v1/calls?provider=zudu&status=completed,busy&limit=4".into(), "/v1/calls?limit=4&status=busy,completed,busy&provider=zudu".into(), "/v1/calls?provider=zudu&status=busy&limit=4".into()),
-        ("/v1/calls?provider=zudu&channel=call&limit=4".into(), "/v1/calls?channel=call&provider=zudu&limit=4".into(), "/v1/calls?provider=zudu&channel=webchat&limit=4".into()),
-        ("/v1/calls?provider=zudu&direction=inbound&limit=4".into(), "/v1/calls?limit=4&direction=inbound&provider=zudu".into(), "/v1/calls?provider=zudu&direction=outbound&limit=4".into()),
-        ("/v1/calls?provider=zudu&from=2026-10-10&limit=4".into(), "/v1/calls?provider=zudu&from=2026-10-10T00:00:00Z&limit=4".into(), "/v1/calls?provider=zudu&from=2026-10-11&limit=4".into()),
-        ("/v1/calls?provider=zudu&to=2026-10-10&limit=4".into(), "/v1/calls?provider=zudu&to=2026-10-11T02:00:00%2B02:00&limit=4".into(), "/v1/calls?provider=zudu&to=2026-10-12&limit=4".into()),
-        (format!("/v1/calls?provider=bimpe&agentId={agent}&limit=4"), format!("/v1/calls?limit=4&agentId={agent}&provider=bimpe"), format!("/v1/calls?provider=bimpe&agentId={}&limit=4", h.sim(VendorKind::Bimpe).agent_ids()[1])),
-        ("/v1/calls?provider=zudu&limit=5&include=raw".into(), "/v1/calls?include=raw&limit=5&provider=zudu".into(), "/v1/calls?provider=zudu&limit=5".into()),
+        (
+            "/v1/calls?provider=zudu&limit=3".into(),
+            "/v1/calls?limit=3".into(),
+            "/v1/calls?provider=elemente&limit=3".into(),
+        ),
+        (
+            "/v1/calls?provider=zudu&limit=20".into(),
+            "/v1/calls?provider=zudu".into(),
+            "/v1/calls?provider=zudu&limit=21".into(),
+        ),
+        (
+            "/v1/calls?provider=zudu&status=completed,busy&limit=4".into(),
+            "/v1/calls?limit=4&status=busy,completed,busy&provider=zudu".into(),
+            "/v1/calls?provider=zudu&status=busy&limit=4".into(),
+        ),
+        (
+            "/v1/calls?provider=zudu&channel=call&limit=4".into(),
+            "/v1/calls?channel=call&provider=zudu&limit=4".into(),
+            "/v1/calls?provider=zudu&channel=webchat&limit=4".into(),
+        ),
+        (
+            "/v1/calls?provider=zudu&direction=inbound&limit=4".into(),
+            "/v1/calls?limit=4&direction=inbound&provider=zudu".into(),
+            "/v1/calls?provider=zudu&direction=outbound&limit=4".into(),
+        ),
+        (
+            "/v1/calls?provider=zudu&from=2026-10-10&limit=4".into(),
+            "/v1/calls?provider=zudu&from=2026-10-10T00:00:00Z&limit=4".into(),
+            "/v1/calls?provider=zudu&from=2026-10-11&limit=4".into(),
+        ),
+        (
+            "/v1/calls?provider=zudu&to=2026-10-10&limit=4".into(),
+            "/v1/calls?provider=zudu&to=2026-10-11T02:00:00%2B02:00&limit=4".into(),
+            "/v1/calls?provider=zudu&to=2026-10-12&limit=4".into(),
+        ),
+        (
+            format!("/v1/calls?provider=bimpe&agentId={agent}&limit=4"),
+            format!("/v1/calls?limit=4&agentId={agent}&provider=bimpe"),
+            format!(
+                "/v1/calls?provider=bimpe&agentId={}&limit=4",
+                h.sim(VendorKind::Bimpe).agent_ids()[1]
+            ),
+        ),
+        (
+            "/v1/calls?provider=zudu&limit=5&include=raw".into(),
+            "/v1/calls?include=raw&limit=5&provider=zudu".into(),
+            "/v1/calls?provider=zudu&limit=5".into(),
+        ),
     ];
     for (first, same, other) in &cases {
         assert_eq!(status(&h, first), MISS, "{first}");
@@ -41,14 +80,27 @@ fn two_spellings_share_an_entry_and_different_requests_never_do() {
     // A cursor: its page is keyed by position, not by the cursor's spelling.
     let v = h.get("/v1/calls?provider=zudu&limit=6").json();
     let cursor = v["pagination"]["nextCursor"].as_str().unwrap().to_string();
-    assert_eq!(status(&h, &format!("/v1/calls?provider=zudu&limit=6&cursor={cursor}")), MISS);
-    assert_eq!(status(&h, &format!("/v1/calls?provider=zudu&cursor={cursor}")), HIT);
+    assert_eq!(
+        status(
+            &h,
+            &format!("/v1/calls?provider=zudu&limit=6&cursor={cursor}")
+        ),
+        MISS
+    );
+    assert_eq!(
+        status(&h, &format!("/v1/calls?provider=zudu&cursor={cursor}")),
+        HIT
+    );
     // Gets: the id and include.
     let id = v["data"][0]["id"].as_str().unwrap().to_string();
     let other_id = v["data"][1]["id"].as_str().unwrap().to_string();
     let enc = id.replace(':', "%3A");
     assert_eq!(status(&h, &format!("/v1/calls/{id}")), MISS);
-    assert_eq!(status(&h, &format!("/v1/calls/{enc}")), HIT, "a percent-encoded id is the same call");
+    assert_eq!(
+        status(&h, &format!("/v1/calls/{enc}")),
+        HIT,
+        "a percent-encoded id is the same call"
+    );
     assert_eq!(status(&h, &format!("/v1/calls/{id}?include=raw")), MISS);
     assert_eq!(status(&h, &format!("/v1/calls/{other_id}")), MISS);
 }
@@ -67,11 +119,20 @@ fn a_hit_never_touches_the_vendor_and_no_cache_refreshes() {
     }
     assert!(zudu.requests().is_empty(), "hits reached the vendor");
     let auth = format!("Bearer {KEY}");
-    let r = h.get_with(url, &[("Authorization", &auth), ("Cache-Control", "no-cache")]);
-    assert_eq!(r.cache_status.as_deref(), Some("callgate; fwd=request; stored"));
+    let r = h.get_with(
+        url,
+        &[("Authorization", &auth), ("Cache-Control", "no-cache")],
+    );
+    assert_eq!(
+        r.cache_status.as_deref(),
+        Some("callgate; fwd=request; stored")
+    );
     assert_eq!(zudu.requests().len(), 1);
     let r = h.get_with(url, &[("Authorization", &auth), ("Pragma", "no-cache")]);
-    assert_eq!(r.cache_status.as_deref(), Some("callgate; fwd=request; stored"));
+    assert_eq!(
+        r.cache_status.as_deref(),
+        Some("callgate; fwd=request; stored")
+    );
     assert_eq!(h.get(url).cache_status.as_deref(), Some(HIT));
     assert_eq!(zudu.requests().len(), 2);
     // Errors are not cached.
@@ -86,7 +147,10 @@ fn concurrent_identical_cold_gets_make_one_vendor_request() {
     let h = Arc::new(Harness::start());
     let zudu = h.sim(VendorKind::Zudu);
     // Keep the one vendor request in flight long enough for all 100 to arrive.
-    zudu.add_fault(Fault { latency_ms: Some(400), ..Default::default() });
+    zudu.add_fault(Fault {
+        latency_ms: Some(400),
+        ..Default::default()
+    });
     zudu.clear_requests();
     let barrier = Arc::new(Barrier::new(100));
     let threads: Vec<_> = (0..100)
@@ -99,11 +163,22 @@ fn concurrent_identical_cold_gets_make_one_vendor_request() {
             })
         })
         .collect();
-    let answers: Vec<(u16, String, String)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let answers: Vec<(u16, String, String)> =
+        threads.into_iter().map(|t| t.join().unwrap()).collect();
     assert_eq!(zudu.requests().len(), 1, "exactly one vendor request");
-    assert!(answers.iter().all(|a| a.0 == 200 && a.1 == answers[0].1), "all 100 answers equal");
-    assert_eq!(answers.iter().filter(|a| a.2 == MISS).count(), 1, "one leader");
-    assert!(answers.iter().filter(|a| a.2.contains("collapsed")).count() > 50, "the others waited for it");
+    assert!(
+        answers.iter().all(|a| a.0 == 200 && a.1 == answers[0].1),
+        "all 100 answers equal"
+    );
+    assert_eq!(
+        answers.iter().filter(|a| a.2 == MISS).count(),
+        1,
+        "one leader"
+    );
+    assert!(
+        answers.iter().filter(|a| a.2.contains("collapsed")).count() > 50,
+        "the others waited for it"
+    );
 }
 
 fn p50(mut v: Vec<Duration>) -> Duration {
@@ -114,19 +189,37 @@ fn p50(mut v: Vec<Duration>) -> Duration {
 #[test]
 fn a_cached_get_is_faster_by_at_least_the_vendor_latency() {
     let latency = Duration::from_millis(50);
-    let h = Harness::start_with(SimOptions { latency, ..Default::default() });
+    let h = Harness::start_with(SimOptions {
+        latency,
+        ..Default::default()
+    });
     let v = h.get("/v1/calls?provider=zudu&limit=20").json();
-    let ids: Vec<String> = v["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
     let auth = format!("Bearer {KEY}");
     let time = |url: &str, fresh: bool| {
         let started = Instant::now();
-        let headers: Vec<(&str, &str)> = if fresh { vec![("Authorization", &auth), ("Cache-Control", "no-cache")] } else { vec![("Authorization", &auth)] };
+        let headers: Vec<(&str, &str)> = if fresh {
+            vec![("Authorization", &auth), ("Cache-Control", "no-cache")]
+        } else {
+            vec![("Authorization", &auth)]
+        };
         let r = h.get_with(url, &headers);
         assert_eq!(r.status, 200);
         started.elapsed()
     };
-    let uncached: Vec<Duration> = ids.iter().map(|id| time(&format!("/v1/calls/{id}"), true)).collect();
-    let cached: Vec<Duration> = ids.iter().map(|id| time(&format!("/v1/calls/{id}"), false)).collect();
+    let uncached: Vec<Duration> = ids
+        .iter()
+        .map(|id| time(&format!("/v1/calls/{id}"), true))
+        .collect();
+    let cached: Vec<Duration> = ids
+        .iter()
+        .map(|id| time(&format!("/v1/calls/{id}"), false))
+        .collect();
     let (u, c) = (p50(uncached), p50(cached));
     assert!(u >= c + latency, "uncached p50 {u:?} vs cached p50 {c:?}");
 }
@@ -148,7 +241,10 @@ fn the_cache_stays_within_its_byte_bound() {
         let v = r.json();
         for c in v["data"].as_array().unwrap() {
             for suffix in ["", "?include=raw"] {
-                passed += h.get(&format!("/v1/calls/{}{suffix}", c["id"].as_str().unwrap())).text.len();
+                passed += h
+                    .get(&format!("/v1/calls/{}{suffix}", c["id"].as_str().unwrap()))
+                    .text
+                    .len();
             }
         }
         match v["pagination"]["nextCursor"].as_str() {
@@ -158,28 +254,52 @@ fn the_cache_stays_within_its_byte_bound() {
     }
     assert!(passed as u64 > 10 * bound, "{passed} bytes passed through");
     let held = h.metric("callgate_cache_bytes").unwrap();
-    assert!(held > 0.0 && held <= bound as f64, "cache holds {held} bytes, bound {bound}");
+    assert!(
+        held > 0.0 && held <= bound as f64,
+        "cache holds {held} bytes, bound {bound}"
+    );
 }
 
 #[test]
 fn stale_if_error_answers_from_an_expired_entry_when_the_vendor_fails() {
-    let h = Harness::start_configured(SimOptions::default(), "[cache]\nlist_ttl_ms = 1\nlive_call_ttl_ms = 1\nstale_if_error_ms = 600000\n");
+    let h = Harness::start_configured(
+        SimOptions::default(),
+        "[cache]\nlist_ttl_ms = 1\nlive_call_ttl_ms = 1\nstale_if_error_ms = 600000\n",
+    );
     let url = "/v1/calls?provider=zudu&limit=3";
     let first = h.get(url);
     std::thread::sleep(Duration::from_millis(20));
-    h.sim(VendorKind::Zudu).add_fault(Fault { action: FaultAction::Status { status: 503, body: "down".into(), headers: vec![] }, ..Default::default() });
+    h.sim(VendorKind::Zudu).add_fault(Fault {
+        action: FaultAction::Status {
+            status: 503,
+            body: "down".into(),
+            headers: vec![],
+        },
+        ..Default::default()
+    });
     let r = h.get(url);
     assert_eq!(r.status, 200);
-    assert_eq!(r.cache_status.as_deref(), Some("callgate; hit; detail=stale"));
+    assert_eq!(
+        r.cache_status.as_deref(),
+        Some("callgate; hit; detail=stale")
+    );
     assert_eq!(r.text, first.text);
     h.sim(VendorKind::Zudu).clear_faults();
-    assert_eq!(h.get(url).cache_status.as_deref(), Some("callgate; fwd=stale; stored"));
+    assert_eq!(
+        h.get(url).cache_status.as_deref(),
+        Some("callgate; fwd=stale; stored")
+    );
 }
 
 #[test]
 fn caching_can_be_turned_off() {
     let h = Harness::start_configured(SimOptions::default(), "[cache]\nenabled = false\n");
     for _ in 0..2 {
-        assert_eq!(h.get("/v1/calls?provider=zudu&limit=2").cache_status.as_deref(), Some("callgate; fwd=bypass"));
+        assert_eq!(
+            h.get("/v1/calls?provider=zudu&limit=2")
+                .cache_status
+                .as_deref(),
+            Some("callgate; fwd=bypass")
+        );
     }
 }

@@ -50,7 +50,7 @@ fn config_mistakes_name_their_key() {
         ),
         (
             GOOD.replace("base_url", "base_ulr"),
-            "unknown field `base_ulr`",
+            "providers.z.base_ulr: unknown key; expected one of `vendor`, `base_url`",
         ),
         (
             GOOD.replace("http://127.0.0.1:9", "ftp://x"),

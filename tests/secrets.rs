@@ -77,7 +77,10 @@ fn secrets_appear_in_no_response_and_no_log_line() {
     let pii = simulated_pii(&h);
     assert!(pii.len() > 100, "{} PII strings", pii.len());
     for value in &pii {
-        assert!(!logs.contains(value.as_str()), "the logs contain simulated personal data: {value}");
+        assert!(
+            !logs.contains(value.as_str()),
+            "the logs contain simulated personal data: {value}"
+        );
     }
     for secret in secrets() {
         for body in &bodies {
@@ -102,9 +105,19 @@ fn simulated_pii(h: &Harness) -> Vec<String> {
             serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, key, out)),
             serde_json::Value::String(s) => {
                 let k = key.to_ascii_lowercase();
-                let personal = ["phone", "email", "number", "source", "destination", "transcri", "content", "message", "name"]
-                    .iter()
-                    .any(|p| k.contains(p));
+                let personal = [
+                    "phone",
+                    "email",
+                    "number",
+                    "source",
+                    "destination",
+                    "transcri",
+                    "content",
+                    "message",
+                    "name",
+                ]
+                .iter()
+                .any(|p| k.contains(p));
                 if personal && s.len() >= 8 {
                     out.push(s.clone());
                 }

@@ -92,19 +92,31 @@ pub fn compile(file: &Path, text: &str) -> Result<Adapter, Vec<AdapterError>> {
         let compiled = compile_map(&mut cx, name, m);
         cx.maps.insert(name.clone(), Arc::new(compiled));
     }
+    // Writes may also read these request values in `param` rules of their answers.
+    cx.params.extend(WRITE_PARAMS.iter().map(|p| p.to_string()));
     let mut get = None;
     let mut list = None;
+    let mut create = None;
+    let mut update = None;
     for (name, op) in &spec.operations {
         match name.as_str() {
             "get_call" => get = compile_get(&mut cx, op),
             "list_calls" => list = compile_list(&mut cx, op),
+            "create_call" | "update_call" => {
+                let w = compile_write(&mut cx, name, op, &spec);
+                if name == "create_call" {
+                    create = w;
+                } else {
+                    update = w;
+                }
+            }
             other => cx.err(
                 format!("operations.{other}"),
-                "unknown operation (known: list_calls, get_call)",
+                "unknown operation (known: list_calls, get_call, create_call, update_call)",
             ),
         }
     }
-    let call = compile_call_fields(&mut cx, &spec.fields);
+    let call = compile_call_fields(&mut cx, &spec.fields, "fields");
     let id_parts = compile_id(&mut cx, &spec.id, get.as_ref(), &call);
     let messages = spec
         .messages
@@ -131,6 +143,8 @@ pub fn compile(file: &Path, text: &str) -> Result<Adapter, Vec<AdapterError>> {
         id_parts,
         list,
         get,
+        create,
+        update,
         errors,
         call,
         messages,
@@ -557,10 +571,14 @@ fn flatten(spec: &RuleSpec) -> Vec<RuleTable> {
     }
 }
 
-fn compile_call_fields(cx: &mut Ctx, specs: &BTreeMap<String, RuleSpec>) -> CallMapping {
+fn compile_call_fields(
+    cx: &mut Ctx,
+    specs: &BTreeMap<String, RuleSpec>,
+    section: &str,
+) -> CallMapping {
     let mut rules: Vec<Option<Rule>> = CallField::ALL.iter().map(|_| None).collect();
     for (name, spec) in specs {
-        let place = format!("fields.{name}");
+        let place = format!("{section}.{name}");
         match CallField::parse(name) {
             Some(f) => rules[f.index()] = rule(cx, &place, spec, f.kind()),
             None => cx.err(
@@ -696,4 +714,122 @@ fn check_statuses(cx: &mut Ctx, spec: &AdapterSpec, call: &CallMapping) {
             format!("documented status(es) not mapped: {}", unmapped.join(", ")),
         );
     }
+}
+
+/// Request values a write's answer rules may read with `param` (besides path placeholders).
+pub const WRITE_PARAMS: [&str; 6] = ["request_id", "to", "from", "agent_id", "test", "channel"];
+
+/// Canonical request fields of writes that templates and `require` may name.
+const CREATE_FIELDS: [&str; 10] = [
+    "provider",
+    "agentId",
+    "channel",
+    "to",
+    "from",
+    "customer",
+    "skillId",
+    "agentOverride",
+    "metadata",
+    "test",
+];
+const UPDATE_FIELDS: [&str; 4] = ["status", "note", "agentId", "metadata"];
+
+fn compile_write(
+    cx: &mut Ctx,
+    name: &str,
+    op: &OperationSpec,
+    spec: &AdapterSpec,
+) -> Option<WriteOperation> {
+    let endpoint = endpoint(cx, name, op)?;
+    let place = format!("operations.{name}");
+    let known: &[&str] = if name == "create_call" {
+        &CREATE_FIELDS
+    } else {
+        &UPDATE_FIELDS
+    };
+    let mut accepts = Vec::new();
+    let mut path_params = Vec::new();
+    for (param, path) in &op.path_params {
+        if !endpoint.path.params().any(|p| p == param) {
+            cx.err(
+                format!("{place}.path_params.{param}"),
+                "not a placeholder of the path",
+            );
+        }
+        if let Some(p) = cx.path(&format!("{place}.path_params.{param}"), path) {
+            let field = path
+                .trim_start_matches("$.")
+                .split(['.', '['])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            accepts.push(field);
+            path_params.push((param.clone(), p));
+        }
+    }
+    if name == "create_call" {
+        for p in endpoint.path.params() {
+            if !op.path_params.contains_key(p) {
+                cx.err(
+                    format!("{place}.path"),
+                    format!("placeholder {{{p}}} is not filled by path_params"),
+                );
+            }
+        }
+    }
+    let body = match &op.body {
+        None => None,
+        Some(b) => match super::template::compile(b, &spec.outbound_maps) {
+            Ok(t) => {
+                t.fields(&mut accepts);
+                Some(t)
+            }
+            Err(e) => {
+                cx.err(format!("{place}.body"), e);
+                None
+            }
+        },
+    };
+    for f in accepts.iter().chain(op.require.iter()) {
+        if !known.contains(&f.as_str()) {
+            cx.err(
+                format!("{place}"),
+                format!(
+                    "{f:?} is not a field of the canonical request (known: {})",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(channels) = &op.channels {
+        for c in channels {
+            if crate::canonical::Channel::parse(c).is_none() {
+                cx.err(
+                    format!("{place}.channels"),
+                    format!("{c:?} is not a canonical channel"),
+                );
+            }
+        }
+    }
+    if op.item.is_none() {
+        cx.err(
+            format!("{place}.item"),
+            "required: where the call sits in the answer (\"$\" for the whole body)",
+        );
+    }
+    let item = cx.paths(&format!("{place}.item"), op.item.as_ref());
+    let mut merged = spec.fields.clone();
+    merged.extend(op.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let call = compile_call_fields(cx, &merged, &format!("{place}.fields"));
+    Some(WriteOperation {
+        endpoint,
+        path_params,
+        body,
+        item,
+        idempotency_header: op.idempotency_header.clone(),
+        require: op.require.clone(),
+        channels: op.channels.clone(),
+        accepts,
+        call,
+    })
 }

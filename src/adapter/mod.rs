@@ -12,6 +12,7 @@ pub mod path;
 pub mod plan;
 pub mod rules;
 pub mod spec;
+pub mod template;
 pub mod vendor_error;
 
 use crate::canonical::list_query::FilterName;
@@ -43,6 +44,8 @@ pub struct Adapter {
     pub id_parts: Vec<IdPart>,
     pub list: Option<ListOperation>,
     pub get: Option<GetOperation>,
+    pub create: Option<WriteOperation>,
+    pub update: Option<WriteOperation>,
     pub errors: ErrorRules,
     pub call: CallMapping,
     pub messages: Option<MessageMapping>,
@@ -96,6 +99,26 @@ pub struct Endpoint {
 pub struct GetOperation {
     pub endpoint: Endpoint,
     pub item: Vec<JsonPath>,
+}
+
+/// `create_call` or `update_call`: a vendor request built from the canonical request.
+#[derive(Debug)]
+pub struct WriteOperation {
+    pub endpoint: Endpoint,
+    /// Path placeholder → where its value is in the canonical request (create).
+    pub path_params: Vec<(String, JsonPath)>,
+    pub body: Option<template::Template>,
+    /// Where the call (or the vendor's answer about it) sits in the answer.
+    pub item: Vec<JsonPath>,
+    pub idempotency_header: Option<String>,
+    /// Canonical fields this vendor needs beyond the canonical minimum.
+    pub require: Vec<String>,
+    /// Channels it can start (create); `None`: all.
+    pub channels: Option<Vec<String>>,
+    /// Canonical request fields the vendor request uses; others are refused (update).
+    pub accepts: Vec<String>,
+    /// `[fields]` with this operation's overrides, for normalizing its answer.
+    pub call: CallMapping,
 }
 
 #[derive(Debug)]

@@ -9,6 +9,7 @@ use super::{Adapter, Endpoint, PathPiece};
 use crate::canonical::cursor::Position;
 use crate::canonical::list_query::{FilterName, ListQuery, TimeBound};
 use crate::canonical::timestamp;
+use crate::canonical::write::{CreateCall, UpdateCall};
 use crate::canonical::{ErrorCode, Problem};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -25,6 +26,15 @@ pub struct VendorRequest {
     /// Path and query, relative to the provider's base URL.
     pub path_and_query: String,
     pub body: Option<Vec<u8>>,
+    /// Headers beyond the provider's auth and callgate's own (e.g. the idempotency key).
+    pub headers: Vec<(String, String)>,
+}
+
+impl VendorRequest {
+    /// Writes are not idempotent at the vendor: never resent after they may have arrived.
+    pub fn is_write(&self) -> bool {
+        self.method != "GET"
+    }
 }
 
 /// A planned list page: the request, and what callgate must do with the answer.
@@ -159,6 +169,137 @@ impl Adapter {
     }
 }
 
+impl Adapter {
+    /// Plans `create_call`. Returns the request and the values its answer may be read with.
+    pub fn plan_create(
+        &self,
+        req: &CreateCall,
+        idempotency_key: Option<&str>,
+    ) -> Result<(VendorRequest, Vec<(String, String)>), Problem> {
+        let op = self
+            .create
+            .as_ref()
+            .ok_or_else(|| unsupported(&self.vendor, "create_call"))?;
+        if let Some(channels) = &op.channels {
+            if !channels.iter().any(|c| c == req.channel.name()) {
+                return Err(Problem::field(
+                    ErrorCode::InvalidRequest,
+                    "channel",
+                    format!(
+                        "vendor {:?} can start only {}",
+                        self.vendor,
+                        channels.join(", ")
+                    ),
+                ));
+            }
+        }
+        required(&self.vendor, &op.require, &req.json)?;
+        // A field the vendor cannot carry is refused, never dropped: `test: true` silently lost
+        // would ring a real phone.
+        for field in req
+            .json
+            .as_object()
+            .map(|m| m.keys().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            if !matches!(field.as_str(), "provider" | "channel")
+                && !op.accepts.iter().any(|a| a == field)
+            {
+                return Err(Problem::field(
+                    ErrorCode::InvalidRequest,
+                    field,
+                    format!(
+                        "vendor {:?} cannot take {field} when placing a call (it takes {})",
+                        self.vendor,
+                        op.accepts.join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut params: Vec<(String, String)> = Vec::new();
+        for (param, path) in &op.path_params {
+            let value = path
+                .first(&req.json)
+                .and_then(super::rules::scalar_text)
+                .unwrap_or_default();
+            params.push((param.clone(), value.into_owned()));
+        }
+        let mut request = build(&op.endpoint, Params(&params), Vec::new());
+        request.body = render(op, &req.json)?;
+        if let (Some(h), Some(k)) = (&op.idempotency_header, idempotency_key) {
+            request.headers.push((h.clone(), k.to_string()));
+        }
+        for (name, field) in [
+            ("to", "to"),
+            ("from", "from"),
+            ("agent_id", "agentId"),
+            ("test", "test"),
+            ("channel", "channel"),
+        ] {
+            if let Some(v) = req.json.get(field).and_then(super::rules::scalar_text) {
+                params.push((name.to_string(), v.into_owned()));
+            }
+        }
+        Ok((request, params))
+    }
+
+    /// Plans `update_call` for the id's params.
+    pub fn plan_update(
+        &self,
+        id_params: &[(String, String)],
+        req: &UpdateCall,
+        idempotency_key: Option<&str>,
+    ) -> Result<VendorRequest, Problem> {
+        let op = self
+            .update
+            .as_ref()
+            .ok_or_else(|| unsupported(&self.vendor, "update_call"))?;
+        for field in req.fields() {
+            if !op.accepts.iter().any(|a| a == field) {
+                return Err(Problem::field(
+                    ErrorCode::InvalidRequest,
+                    field,
+                    format!(
+                        "vendor {:?} cannot update {field} (it takes {})",
+                        self.vendor,
+                        op.accepts.join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut request = build(&op.endpoint, Params(id_params), Vec::new());
+        request.body = render(op, &req.json)?;
+        if let (Some(h), Some(k)) = (&op.idempotency_header, idempotency_key) {
+            request.headers.push((h.clone(), k.to_string()));
+        }
+        Ok(request)
+    }
+}
+
+fn required(vendor: &str, require: &[String], json: &serde_json::Value) -> Result<(), Problem> {
+    for field in require {
+        if json.get(field).is_none_or(|v| v.is_null()) {
+            return Err(Problem::field(
+                ErrorCode::InvalidRequest,
+                field,
+                format!("required by vendor {vendor:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn render(
+    op: &super::WriteOperation,
+    json: &serde_json::Value,
+) -> Result<Option<Vec<u8>>, Problem> {
+    let Some(t) = &op.body else { return Ok(None) };
+    let body = t
+        .render(json)?
+        .unwrap_or(serde_json::Value::Object(Default::default()));
+    Ok(Some(serde_json::to_vec(&body).unwrap_or_default()))
+}
+
 fn unsupported(vendor: &str, op: &str) -> Problem {
     Problem::new(
         ErrorCode::UnsupportedOperation,
@@ -212,5 +353,6 @@ fn build(ep: &Endpoint, params: Params<'_>, mut query: Vec<(String, String)>) ->
         method: ep.method.clone(),
         path_and_query: path,
         body: None,
+        headers: Vec::new(),
     }
 }

@@ -30,6 +30,9 @@ pub struct AdapterSpec {
     /// Every status value the vendor documents; each must be mapped by the `status` rule's map.
     #[serde(default)]
     pub statuses: Vec<String>,
+    /// Canonical value → vendor value maps used by write body templates (`"$map"`).
+    #[serde(default)]
+    pub outbound_maps: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +94,24 @@ pub struct OperationSpec {
     /// with `unsupported_filter`.
     #[serde(default)]
     pub filters: BTreeMap<String, FilterSpec>,
+    /// Writes: path placeholder → JSONPath into the canonical request (`agent_id = "$.agentId"`).
+    #[serde(default)]
+    pub path_params: BTreeMap<String, String>,
+    /// Writes: the vendor's JSON body as a template (see adapters/README.md).
+    #[serde(default)]
+    pub body: Option<toml::Value>,
+    /// Writes: the header that carries the client's `Idempotency-Key` to the vendor.
+    #[serde(default)]
+    pub idempotency_header: Option<String>,
+    /// Writes: canonical request fields this vendor needs beyond the canonical minimum.
+    #[serde(default)]
+    pub require: Vec<String>,
+    /// `create_call`: the channels this vendor can start (default: all).
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    /// Writes: field rules for this operation's answer, over `[fields]`.
+    #[serde(default)]
+    pub fields: BTreeMap<String, RuleSpec>,
 }
 
 /// One JSONPath, or several tried in order.
@@ -188,7 +209,7 @@ pub struct ErrorSpec {
 
 /// How one canonical field is found: a JSONPath, a list of alternatives (first non-null wins),
 /// or a table.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(untagged)]
 pub enum RuleSpec {
     Path(String),
@@ -196,7 +217,7 @@ pub enum RuleSpec {
     Table(Box<RuleTable>),
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RuleTable {
     #[serde(default)]

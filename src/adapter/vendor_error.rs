@@ -92,6 +92,7 @@ impl Adapter {
             name: provider.to_string(),
             status: Some(status),
             code: vendor_code,
+            outcome: None,
         }));
         p
     }

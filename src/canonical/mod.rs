@@ -10,6 +10,7 @@ pub mod id;
 pub mod list_query;
 pub mod problem;
 pub mod timestamp;
+pub mod write;
 
 pub use call::{Call, CallStatus, Channel, Direction};
 pub use problem::{ErrorCode, FieldError, Problem};
@@ -20,15 +21,27 @@ pub use problem::{ErrorCode, FieldError, Problem};
 pub enum Operation {
     ListCalls,
     GetCall,
+    CreateCall,
+    UpdateCall,
+    ListProviders,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 2] = [Operation::ListCalls, Operation::GetCall];
+    pub const ALL: [Operation; 5] = [
+        Operation::ListCalls,
+        Operation::GetCall,
+        Operation::CreateCall,
+        Operation::UpdateCall,
+        Operation::ListProviders,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Operation::ListCalls => "list_calls",
             Operation::GetCall => "get_call",
+            Operation::CreateCall => "create_call",
+            Operation::UpdateCall => "update_call",
+            Operation::ListProviders => "list_providers",
         }
     }
 

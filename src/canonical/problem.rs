@@ -18,6 +18,7 @@ pub enum ErrorCode {
     InvalidCursor,
     UnsupportedOperation,
     PayloadTooLarge,
+    IdempotencyConflict,
     RateLimited,
     ProviderRateLimited,
     ProviderAuthFailed,
@@ -37,6 +38,7 @@ impl ErrorCode {
             }
             ErrorCode::UnsupportedOperation => 501,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::IdempotencyConflict => 409,
             ErrorCode::RateLimited | ErrorCode::ProviderRateLimited => 429,
             ErrorCode::ProviderAuthFailed | ErrorCode::ProviderError => 502,
             ErrorCode::ProviderUnavailable => 503,
@@ -54,6 +56,7 @@ impl ErrorCode {
             ErrorCode::InvalidCursor => "invalid_cursor",
             ErrorCode::UnsupportedOperation => "unsupported_operation",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::IdempotencyConflict => "idempotency_conflict",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ProviderRateLimited => "provider_rate_limited",
             ErrorCode::ProviderAuthFailed => "provider_auth_failed",
@@ -73,6 +76,7 @@ impl ErrorCode {
             ErrorCode::InvalidCursor => "Invalid cursor",
             ErrorCode::UnsupportedOperation => "Operation not supported by this provider",
             ErrorCode::PayloadTooLarge => "Request body too large",
+            ErrorCode::IdempotencyConflict => "Idempotency-Key reused with another request",
             ErrorCode::RateLimited => "Too many requests",
             ErrorCode::ProviderRateLimited => "The provider is rate limiting callgate",
             ErrorCode::ProviderAuthFailed => "The provider refused callgate's credentials",
@@ -97,6 +101,9 @@ pub struct ProviderFault {
     pub status: Option<u16>,
     /// The vendor's own error code.
     pub code: Option<String>,
+    /// For writes: `unknown` when the request may have reached the vendor and no answer says
+    /// what happened (the caller must reconcile, not retry blindly).
+    pub outcome: Option<&'static str>,
 }
 
 /// An RFC 9457 problem. `type`, `title` and `status` follow from the code; `request_id` is filled
@@ -128,6 +135,8 @@ struct Wire<'a> {
     provider_status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     provider_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
     request_id: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
@@ -145,6 +154,7 @@ impl Serialize for Problem {
             provider: pf.map(|p| p.name.as_str()),
             provider_status: pf.and_then(|p| p.status),
             provider_code: pf.and_then(|p| p.code.as_deref()),
+            outcome: pf.and_then(|p| p.outcome),
             request_id: &self.request_id,
             errors: &self.errors,
         }
@@ -184,7 +194,19 @@ impl Problem {
             name: provider.to_string(),
             status: None,
             code: None,
+            outcome: None,
         }));
+        self
+    }
+
+    /// Marks a write whose fate at the vendor is not known.
+    pub fn outcome_unknown(mut self) -> Problem {
+        if let Some(pf) = self.provider.as_deref_mut() {
+            pf.outcome = Some("unknown");
+            self.detail.push_str(
+                "; the call may or may not have been placed: look it up before trying again",
+            );
+        }
         self
     }
 

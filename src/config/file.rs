@@ -14,6 +14,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub cache: CacheSection,
     #[serde(default)]
+    pub idempotency: IdempotencySection,
+    #[serde(default)]
     pub providers: BTreeMap<String, ProviderSection>,
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantSection>,
@@ -32,6 +34,8 @@ pub struct ServerSection {
     pub adapters: String,
     /// Largest vendor answer callgate reads, in bytes.
     pub max_vendor_body_bytes: usize,
+    /// Largest client request body, in bytes; over it: `413 payload_too_large`.
+    pub max_body_bytes: usize,
 }
 
 impl Default for ServerSection {
@@ -42,6 +46,7 @@ impl Default for ServerSection {
             threads: 2,
             adapters: "adapters".into(),
             max_vendor_body_bytes: 16 * 1024 * 1024,
+            max_body_bytes: 64 * 1024,
         }
     }
 }
@@ -91,6 +96,24 @@ impl Default for CacheSection {
             live_call_ttl_ms: 1_000,
             finished_call_ttl_ms: 300_000,
             stale_if_error_ms: 0,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdempotencySection {
+    /// How long an `Idempotency-Key` and its answer are kept.
+    pub ttl_seconds: u64,
+    /// How many keys are kept at most (oldest dropped first).
+    pub max_entries: u64,
+}
+
+impl Default for IdempotencySection {
+    fn default() -> Self {
+        IdempotencySection {
+            ttl_seconds: 24 * 3600,
+            max_entries: 100_000,
         }
     }
 }

@@ -236,7 +236,7 @@ impl CallCx<'_> {
             tracing::warn!(provider = %provider.name, kind = e.kind(), "vendor exchange failed");
             self.gateway.health.record(&provider.name, false);
             outcome.upstream_error = Some(e.kind());
-            e.into_problem(provider)
+            e.into_problem(provider, request.is_write())
         })?;
         self.gateway.health.record(
             &provider.name,

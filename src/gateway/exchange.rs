@@ -2,8 +2,10 @@
 //! read the whole answer (bounded), hand the connection back to the pool.
 //!
 //! Timeouts and connection failures become the canonical problems of DESIGN.md's table here.
-//! Reads are retried once, on a fresh connection, only when a *reused* pooled connection failed
-//! before any answer arrived (the vendor closed it while idle).
+//! A request is sent once more only when it provably never left (no connection could be made),
+//! or — for reads only — when a *reused* pooled connection failed before any answer arrived (the
+//! vendor closed it while idle). A write that may have arrived is never resent: its failure is
+//! reported with `"outcome": "unknown"`.
 
 use crate::adapter::plan::VendorRequest;
 use crate::canonical::{ErrorCode, Problem};
@@ -45,7 +47,8 @@ impl ExchangeError {
         }
     }
 
-    pub fn into_problem(self, provider: &Provider) -> Problem {
+    pub fn into_problem(self, provider: &Provider, write: bool) -> Problem {
+        let may_have_arrived = !matches!(self, ExchangeError::Connect(_));
         let name = &provider.name;
         let p = match self {
             ExchangeError::Connect(why) => Problem::new(
@@ -72,7 +75,12 @@ impl ExchangeError {
                 ),
             ),
         };
-        p.with_provider(name)
+        let p = p.with_provider(name);
+        if write && may_have_arrived {
+            p.outcome_unknown()
+        } else {
+            p
+        }
     }
 }
 
@@ -101,7 +109,17 @@ impl VendorClient {
         let started = Instant::now();
         let attempt = async {
             match self.attempt(provider, req, request_id, max_body).await {
-                Err((e, true)) if req.method == "GET" && !matches!(e, ExchangeError::Timeout) => {
+                // No connection was made: the request provably never reached the vendor, so
+                // even a write may be sent once more.
+                Err((ExchangeError::Connect(_), _)) => {
+                    tracing::debug!(provider = %provider.name, "connect failed; trying once more");
+                    self.attempt(provider, req, request_id, max_body)
+                        .await
+                        .map_err(|(e, _)| e)
+                }
+                // A pooled connection the vendor had closed: a read is safe to resend, a write
+                // is not (it may have arrived).
+                Err((e, true)) if !req.is_write() && !matches!(e, ExchangeError::Timeout) => {
                     tracing::debug!(provider = %provider.name, "pooled connection failed; retrying on a new one");
                     self.attempt(provider, req, request_id, max_body)
                         .await
@@ -202,6 +220,9 @@ pub fn outgoing_headers(
         ),
         ("X-Request-Id".to_string(), request_id.to_string(), false),
     ];
+    for (name, value) in &req.headers {
+        out.push((name.clone(), value.clone(), false));
+    }
     for (name, value) in &provider.auth_headers {
         out.push((name.clone(), value.expose().to_string(), true));
     }

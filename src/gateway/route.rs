@@ -70,3 +70,93 @@ pub fn for_list(rt: &Runtime, tenant: &Tenant, q: &ListQuery) -> Result<Arc<Prov
     authorize(tenant, &provider)?;
     Ok(provider)
 }
+
+/// Why a provider was chosen (for `explain` and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    Explicit,
+    Agent(String),
+    Default,
+    /// A weighted split; the bucket (0–99) that fell to the provider.
+    Split(u8),
+}
+
+/// The provider a create goes to: explicit `provider` → an agent rule → the default, which may be
+/// a weighted split — decided by the `Idempotency-Key` when there is one (a retried create goes
+/// to the same provider), else at random.
+pub fn for_create(
+    rt: &Runtime,
+    tenant: &Tenant,
+    provider: Option<&str>,
+    agent_id: &str,
+    idempotency_key: Option<&str>,
+) -> Result<(Arc<Provider>, Rule), Problem> {
+    let (name, rule): (String, Rule) = if let Some(p) = provider {
+        (p.to_string(), Rule::Explicit)
+    } else if let Some((_, p)) = tenant.agent_routes.iter().find(|(a, _)| a == agent_id) {
+        (p.clone(), Rule::Agent(agent_id.to_string()))
+    } else {
+        match &tenant.default {
+            Some(DefaultRoute::One(p)) => (p.clone(), Rule::Default),
+            Some(DefaultRoute::Split(split)) => {
+                let bucket = match idempotency_key {
+                    Some(k) => {
+                        use std::hash::Hasher;
+                        let mut h = fnv::FnvHasher::default();
+                        h.write(tenant.name.as_bytes());
+                        h.write(b"\0");
+                        h.write(k.as_bytes());
+                        (h.finish() % 100) as u8
+                    }
+                    None => fastrand::u8(0..100),
+                };
+                (pick(split, bucket), Rule::Split(bucket))
+            }
+            None => {
+                return Err(Problem::field(
+                    ErrorCode::InvalidRequest,
+                    "provider",
+                    format!(
+                        "this tenant has no default route; name one of {}",
+                        tenant.providers.join(", ")
+                    ),
+                ))
+            }
+        }
+    };
+    let provider = rt.provider(&name).cloned().ok_or_else(|| {
+        Problem::field(
+            ErrorCode::InvalidRequest,
+            "provider",
+            format!("no provider named {name:?}"),
+        )
+    })?;
+    authorize(tenant, &provider)?;
+    Ok((provider, rule))
+}
+
+/// The provider whose cumulative weight range holds `bucket` (weights sum to 100).
+fn pick(split: &std::collections::BTreeMap<String, u32>, bucket: u8) -> String {
+    let mut upto = 0u32;
+    for (name, weight) in split {
+        upto += weight;
+        if u32::from(bucket) < upto {
+            return name.clone();
+        }
+    }
+    split.keys().last().cloned().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_fall_to_providers_by_weight() {
+        let split =
+            std::collections::BTreeMap::from([("a".to_string(), 90), ("b".to_string(), 10)]);
+        let picks: Vec<String> = (0..100).map(|b| pick(&split, b)).collect();
+        assert_eq!(picks.iter().filter(|p| *p == "a").count(), 90);
+        assert_eq!(pick(&split, 95), "b");
+    }
+}

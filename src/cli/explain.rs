@@ -1,0 +1,130 @@
+//! `callgate explain --config F METHOD PATH [--body JSON] [--key K] [--json]`: print what the
+//! gateway would do with one request — tenant, routing rule, provider, and the exact vendor
+//! request with credentials redacted — without any network. The logic is the library's
+//! [`callgate::explain`]; this file parses arguments and prints.
+//!
+//! Exit codes: 0 the request would go to a vendor (printed); 1 the gateway would refuse it (the
+//! canonical problem is printed); 2 the config does not load.
+
+use callgate::canonical::Problem;
+use callgate::config;
+use callgate::explain::{self, Explanation};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// Config file (TOML).
+    #[arg(long, env = "CALLGATE_CONFIG")]
+    config: PathBuf,
+    /// The gateway key of the calling tenant (needed when the config has several tenants).
+    /// Never printed.
+    #[arg(long)]
+    key: Option<String>,
+    /// A JSON request body (for POST and PATCH).
+    #[arg(long)]
+    body: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// GET, POST, PATCH or PUT.
+    method: String,
+    /// The canonical path, with its query: '/v1/calls?provider=zudu&limit=5'.
+    path: String,
+}
+
+pub fn run(args: ExplainArgs) -> ExitCode {
+    let rt = match config::load(&args.config, &config::process_env) {
+        Ok(rt) => rt,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "callgate: {}: the config does not load (run `callgate check`)",
+                args.config.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let req = explain::Request {
+        method: &args.method,
+        target: &args.path,
+        body: args.body.as_deref(),
+        key: args.key.as_deref(),
+    };
+    match explain::explain(&rt, req) {
+        Ok(e) => {
+            if args.json {
+                println!("{}", to_json(&e));
+            } else {
+                print!("{}", human(&e));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(p) => {
+            if args.json {
+                println!("{}", to_json(&p));
+            } else {
+                print!("{}", refusal(&p));
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+fn human(e: &Explanation) -> String {
+    let r = &e.request;
+    let mut out = format!(
+        "tenant:    {}\noperation: {}\nrule:      {}\nprovider:  {} (vendor {}, adapter {})\n\n{} {}\n",
+        e.tenant, e.operation, e.rule, e.provider, e.vendor, e.adapter_file, r.method, r.url
+    );
+    for (name, value) in &r.headers {
+        out.push_str(&format!("{name}: {value}\n"));
+    }
+    if let Some(l) = &e.list {
+        let paging = if l.sliced_by_callgate {
+            "the vendor returns every call; callgate slices the page"
+        } else {
+            "vendor pages"
+        };
+        out.push_str(&format!(
+            "\npage: size {}, offset {} ({paging})\n",
+            l.page_size, l.offset
+        ));
+        if !l.local_filters.is_empty() {
+            out.push_str(&format!(
+                "filtered by callgate after normalization: {} (pages may be short)\n",
+                l.local_filters.join(", ")
+            ));
+        }
+    }
+    if let Some(body) = &r.body {
+        out.push('\n');
+        out.push_str(&to_json(body));
+        out.push('\n');
+    }
+    out
+}
+
+fn refusal(p: &Problem) -> String {
+    let mut out = format!(
+        "the gateway would answer {} {}: {}\n",
+        p.status(),
+        p.code.name(),
+        p.detail
+    );
+    for f in p
+        .errors
+        .iter()
+        .filter(|f| p.detail != format!("{}: {}", f.field, f.message))
+    {
+        out.push_str(&format!("  field {}: {}\n", f.field, f.message));
+    }
+    out
+}

@@ -1,0 +1,503 @@
+//! The `check` and `explain` commands, through the real binary: exit codes, what they print, the
+//! place every config mistake is reported at, and that no secret value is ever printed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const ADAPTERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/adapters");
+
+/// Environment variable → secret value, as a deployment would provide them.
+const SECRETS: &[(&str, &str)] = &[
+    ("CGT_E_USER", "ele-user-7c1"),
+    ("CGT_E_PASS", "ele-pass-SECRET-93d"),
+    ("CGT_B_KEY", "bim-key-SECRET-41a"),
+    ("CGT_Z_KEY", "zud-key-SECRET-0b2"),
+    ("CGT_Z_SECRET", "zud-secret-SECRET-e55"),
+    ("CGT_KEY_OPS", "gw-ops-SECRET-111"),
+    ("CGT_KEY_BILLING", "gw-billing-SECRET-222"),
+];
+
+const KEY_OPS: &str = "gw-ops-SECRET-111";
+const KEY_BILLING: &str = "gw-billing-SECRET-222";
+
+fn good_config() -> String {
+    format!(
+        r#"
+[server]
+adapters = "{ADAPTERS}"
+
+[providers.ele]
+vendor = "elemente"
+base_url = "http://127.0.0.1:18081"
+credentials = {{ username = {{ env = "CGT_E_USER" }}, password = {{ env = "CGT_E_PASS" }} }}
+
+[providers.bim]
+vendor = "bimpe"
+base_url = "http://127.0.0.1:18082/bimpe/"
+credentials = {{ api_key = {{ env = "CGT_B_KEY" }} }}
+agents = ["agt_1"]
+
+[providers.zud]
+vendor = "zudu"
+base_url = "http://127.0.0.1:18083"
+credentials = {{ api_key = {{ env = "CGT_Z_KEY" }}, api_secret = {{ env = "CGT_Z_SECRET" }} }}
+
+[tenants.ops]
+keys = [{{ env = "CGT_KEY_OPS" }}]
+providers = ["ele", "bim", "zud"]
+default = "zud"
+routes = [{{ agent = "agt_1", provider = "bim" }}]
+rate_limit = {{ per_second = 5, burst = 10 }}
+
+[tenants.billing]
+keys = [{{ env = "CGT_KEY_BILLING" }}]
+providers = ["zud"]
+default = "zud"
+"#
+    )
+}
+
+/// A fresh directory under the system temp dir.
+fn temp_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "callgate-cli-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_config(text: &str) -> PathBuf {
+    let path = temp_dir().join("callgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A copy of the shipped adapters with one file edited; returns the directory.
+fn adapters_with(file: &str, from: &str, to: &str) -> PathBuf {
+    let dir = temp_dir().join("adapters");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["elemente.toml", "bimpe.toml", "zudu.toml"] {
+        let mut text = std::fs::read_to_string(Path::new(ADAPTERS).join(name)).unwrap();
+        if name == file {
+            assert!(text.contains(from), "{name} lacks {from:?}");
+            text = text.replacen(from, to, 1);
+        }
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
+fn callgate(args: &[&str], unset: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callgate"));
+    cmd.args(args).env_remove("CALLGATE_CONFIG");
+    for (k, v) in SECRETS {
+        if !unset.contains(k) {
+            cmd.env(k, v);
+        }
+    }
+    for k in unset {
+        cmd.env_remove(k);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    );
+    assert_no_secret(&out);
+    assert_no_secret(&err);
+    (status.code().unwrap_or(-1), out, err)
+}
+
+fn assert_no_secret(text: &str) {
+    use base64::Engine;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode("ele-user-7c1:ele-pass-SECRET-93d");
+    for (_, v) in SECRETS.iter().filter(|(_, v)| v.contains("SECRET")) {
+        assert!(!text.contains(v), "secret {v:?} printed:\n{text}");
+    }
+    assert!(!text.contains(&basic), "basic credentials printed:\n{text}");
+}
+
+fn check(config: &Path, unset: &[&str]) -> (i32, String, String) {
+    callgate(&["check", "--config", config.to_str().unwrap()], unset)
+}
+
+#[test]
+fn check_summarizes_a_good_config() {
+    let path = write_config(&good_config());
+    let (code, out, err) = check(&path, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    for want in [
+        "tenants (2):",
+        "  billing  (keys from $CGT_KEY_BILLING)",
+        "  ops  (keys from $CGT_KEY_OPS)",
+        "    → bim → bimpe (",
+        "adapters/bimpe.toml)",
+        "    default route: zud",
+        "    agent rule: agentId=agt_1 → bim",
+        "    rate limit: 5/s, burst 10",
+        "    rate limit: unlimited",
+        "providers (3):",
+        "  ele  vendor elemente (",
+        "    base url: http://127.0.0.1:18082/bimpe/",
+        "    credentials: password from $CGT_E_PASS, username from $CGT_E_USER",
+        "    credentials: api_key from $CGT_Z_KEY, api_secret from $CGT_Z_SECRET",
+        "    agents: agt_1",
+        "adapters (3):",
+        "operations get_call, list_calls; 19 documented statuses, all mapped",
+        "operations get_call, list_calls; 7 documented statuses, all mapped",
+    ] {
+        assert!(out.contains(want), "want {want:?} in:\n{out}");
+    }
+    assert!(out.lines().count() < 50, "not one screen:\n{out}");
+}
+
+#[test]
+fn check_shows_a_weighted_split() {
+    let text = good_config().replace(
+        "default = \"zud\"\nroutes",
+        "default = { ele = 90, zud = 10 }\nroutes",
+    );
+    let (code, out, err) = check(&write_config(&text), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("default route: split ele 90%, zud 10%"),
+        "{out}"
+    );
+}
+
+/// Each mistake issue 5 names: exit 1, and a line `file: key: reason` on stderr.
+#[test]
+fn check_refuses_each_mistake_naming_its_place() {
+    let good = good_config();
+    let config_cases: Vec<(String, &[&str], &str)> =
+        vec![
+        (
+            good.clone(),
+            &["CGT_Z_SECRET"],
+            "providers.zud.credentials.api_secret: environment variable CGT_Z_SECRET is not set",
+        ),
+        (
+            good.replace("providers = [\"zud\"]", "providers = [\"zud\", \"ghost\"]"),
+            &[],
+            "tenants.billing.providers: unknown provider \"ghost\"",
+        ),
+        (
+            good.replace(
+                "default = \"zud\"\nroutes",
+                "default = { ele = 60, zud = 30 }\nroutes",
+            ),
+            &[],
+            "tenants.ops.default: weights sum to 90, not 100",
+        ),
+        (
+            good.replace("adapters = ", "listne = \"0.0.0.0:1\"\nadapters = "),
+            &[],
+            "server.listne: unknown key; expected one of `listen`",
+        ),
+        (
+            good.replace("base_url = \"http://127.0.0.1:18081\"", "base_ulr = \"x\""),
+            &[],
+            "providers.ele.base_ulr: unknown key",
+        ),
+        (
+            good.replace("rate_limit = {", "rate_limt = {"),
+            &[],
+            "tenants.ops.rate_limt: unknown key",
+        ),
+        (
+            good.replace("{ env = \"CGT_KEY_OPS\" }", "{ env = \"CGT_KEY_OPS\", ev = \"X\" }"),
+            &[],
+            "tenants.ops.keys[0].ev: unknown key",
+        ),
+        (
+            format!("[logging]\nformt = \"json\"\n{good}"),
+            &[],
+            "logging.formt: unknown key",
+        ),
+    ];
+    for (text, unset, want) in config_cases {
+        let path = write_config(&text);
+        let (code, out, err) = check(&path, unset);
+        assert_eq!(code, 1, "want exit 1 for {want:?}:\n{out}{err}");
+        let line = format!("{}: {want}", path.display());
+        assert!(err.contains(&line), "want {line:?} in:\n{err}");
+        assert!(out.is_empty(), "nothing on stdout on failure:\n{out}");
+    }
+
+    // Mistakes inside an adapter file name that file.
+    let adapter_cases = [
+        (
+            (
+                "zudu.toml",
+                "items = \"$.data.calls\"",
+                "items = \"$.data[\"",
+            ),
+            "zudu.toml: operations.list_calls.items: JSONPath \"$.data[\" does not compile",
+        ),
+        (
+            ("zudu.toml", "ended = \"completed\", ", ""),
+            "zudu.toml: maps.status.values: documented status(es) not mapped: ENDED",
+        ),
+        (
+            ("bimpe.toml", "[errors]", "[errorz]"),
+            "unknown field `errorz`",
+        ),
+        (
+            (
+                "elemente.toml",
+                "pagination = { style = \"none\" }",
+                "pagination = { styl = \"none\" }",
+            ),
+            "unknown field `styl`",
+        ),
+    ];
+    for ((file, from, to), want) in adapter_cases {
+        let dir = adapters_with(file, from, to);
+        let text = good.replace(ADAPTERS, dir.to_str().unwrap());
+        let (code, out, err) = check(&write_config(&text), &[]);
+        assert_eq!(code, 1, "want exit 1 for {want:?}:\n{out}{err}");
+        let prefix = format!("{}: ", dir.join(file).display());
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(want)),
+            "want a line {prefix}…{want:?} in:\n{err}"
+        );
+        if want.starts_with("unknown field") {
+            // The place of a TOML syntax-level mistake is its line.
+            assert!(err.contains(&format!("{prefix}line ")), "{err}");
+        }
+    }
+}
+
+fn explain(args: &[&str]) -> (i32, String, String) {
+    let path = write_config(&good_config());
+    let mut all = vec!["explain", "--config", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    callgate(&all, &[])
+}
+
+fn explain_json(args: &[&str]) -> (i32, serde_json::Value) {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = explain(&all);
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    (code, v)
+}
+
+fn header<'a>(v: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    v["request"]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0] == name)
+        .map(|h| h[1].as_str().unwrap())
+}
+
+#[test]
+fn explain_a_list_on_each_vendor() {
+    // Zudu: the tenant default; 0-based pages; two credential headers.
+    let (code, v) = explain_json(&["--key", KEY_OPS, "GET", "/v1/calls?limit=5"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["tenant"], "ops");
+    assert_eq!(v["rule"], "tenant default");
+    assert_eq!(v["provider"], "zud");
+    assert_eq!(v["vendor"], "zudu");
+    assert!(v["adapter_file"]
+        .as_str()
+        .unwrap()
+        .ends_with("adapters/zudu.toml"));
+    assert_eq!(v["request"]["method"], "GET");
+    assert_eq!(
+        v["request"]["url"],
+        "http://127.0.0.1:18083/api/calls?sort_by=start_timestamp&sort_order=descending&page=0&limit=5"
+    );
+    assert_eq!(header(&v, "X-API-KEY"), Some("[redacted]"));
+    assert_eq!(header(&v, "X-API-SECRET"), Some("[redacted]"));
+    assert_eq!(header(&v, "Host"), Some("127.0.0.1:18083"));
+    assert_eq!(header(&v, "Authorization"), None);
+    assert_eq!(v["list"]["page_size"], 5);
+
+    // Bimpe: an agent rule; the agent fills the path; the base URL's prefix is kept.
+    let (code, v) = explain_json(&["--key", KEY_OPS, "GET", "/v1/calls?agentId=agt_1&limit=7"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["rule"], "agent rule agentId=agt_1 → bim");
+    assert_eq!(v["vendor"], "bimpe");
+    assert_eq!(
+        v["request"]["url"],
+        "http://127.0.0.1:18082/bimpe/api/v1/console/agents/agt_1/calls?sort=-created_on&page=1&limit=7"
+    );
+    assert_eq!(header(&v, "Authorization"), Some("[redacted]"));
+
+    // Elemente: an explicit provider; no vendor paging, so callgate slices; local filters.
+    let (code, v) = explain_json(&[
+        "--key",
+        KEY_OPS,
+        "GET",
+        "/v1/calls?provider=ele&status=completed&from=2024-05-01",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["rule"], "explicit provider");
+    assert_eq!(v["vendor"], "elemente");
+    assert_eq!(
+        v["request"]["url"],
+        "http://127.0.0.1:18081/api/v1/calls?dateRange%5Bfrom%5D=2024-05-01"
+    );
+    assert_eq!(header(&v, "Authorization"), Some("[redacted]"));
+    assert_eq!(v["list"]["sliced_by_callgate"], true);
+    assert_eq!(v["list"]["local_filters"], serde_json::json!(["status"]));
+}
+
+#[test]
+fn explain_a_get_on_each_vendor() {
+    let cases = [
+        (
+            "/v1/calls/zud:call-9",
+            "zud",
+            "http://127.0.0.1:18083/api/calls/call-9",
+            "X-API-KEY",
+        ),
+        (
+            "/v1/calls/bim:agt_1:c%2F7",
+            "bim",
+            "http://127.0.0.1:18082/bimpe/api/v1/console/agents/agt_1/calls/c%2F7",
+            "Authorization",
+        ),
+        (
+            "/v1/calls/ele%3Ae-42",
+            "ele",
+            "http://127.0.0.1:18081/api/v1/calls/e-42",
+            "Authorization",
+        ),
+    ];
+    for (path, provider, url, credential_header) in cases {
+        let (code, v) = explain_json(&["--key", KEY_OPS, "GET", path]);
+        assert_eq!(code, 0, "{path}: {v}");
+        assert_eq!(v["operation"], "get_call");
+        assert_eq!(v["rule"], format!("call id names provider {provider}"));
+        assert_eq!(v["request"]["method"], "GET");
+        assert_eq!(v["request"]["url"], url);
+        assert_eq!(header(&v, credential_header), Some("[redacted]"), "{v}");
+        assert_eq!(v["request"]["body"], serde_json::Value::Null);
+    }
+}
+
+#[test]
+fn explain_prints_text_by_default() {
+    let (code, out, err) = explain(&["--key", KEY_BILLING, "GET", "/v1/calls/zud:c1"]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "tenant:    billing\n",
+        "rule:      call id names provider zud\n",
+        "GET http://127.0.0.1:18083/api/calls/c1\n",
+        "X-API-KEY: [redacted]\n",
+        "X-API-SECRET: [redacted]\n",
+    ] {
+        assert!(out.contains(want), "want {want:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn explain_reports_what_the_gateway_would_refuse() {
+    // A Bimpe list must name the agent.
+    let (code, v) = explain_json(&["--key", KEY_OPS, "GET", "/v1/calls?provider=bim"]);
+    assert_eq!(code, 1);
+    assert_eq!(v["code"], "invalid_request");
+    assert_eq!(v["status"], 400);
+    assert_eq!(v["errors"][0]["field"], "agentId");
+
+    // An unknown provider parameter is a bad parameter; in an id it is not found.
+    let (code, v) = explain_json(&["--key", KEY_OPS, "GET", "/v1/calls?provider=nope"]);
+    assert_eq!((code, v["code"].as_str()), (1, Some("invalid_request")));
+    assert_eq!(v["errors"][0]["field"], "provider");
+    let (code, v) = explain_json(&["--key", KEY_OPS, "GET", "/v1/calls/nope:1"]);
+    assert_eq!((code, v["status"].as_u64()), (1, Some(404)));
+    assert_eq!(v["code"], "not_found");
+
+    // billing may not use ele, neither for lists nor for gets.
+    for path in ["/v1/calls?provider=ele", "/v1/calls/ele:1"] {
+        let (code, v) = explain_json(&["--key", KEY_BILLING, "GET", path]);
+        assert_eq!((code, v["status"].as_u64()), (1, Some(403)), "{path}: {v}");
+        assert_eq!(v["code"], "forbidden");
+    }
+
+    // An unknown key, and no key with two tenants.
+    let (code, v) = explain_json(&["--key", "not-a-key", "GET", "/v1/calls"]);
+    assert_eq!((code, v["code"].as_str()), (1, Some("unauthorized")));
+    let (code, out, _) = explain(&["GET", "/v1/calls"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("2 tenants (billing, ops); pass --key"),
+        "{out}"
+    );
+
+    // Writes come with a later issue: the gateway's own 501.
+    for (method, path) in [
+        ("POST", "/v1/calls"),
+        ("PATCH", "/v1/calls/zud:1"),
+        ("PUT", "/v1/calls/zud:1"),
+    ] {
+        let (code, v) = explain_json(&[
+            "--key",
+            KEY_OPS,
+            "--body",
+            "{\"to\": \"+15550100\"}",
+            method,
+            path,
+        ]);
+        assert_eq!(code, 1, "{method} {path}");
+        assert_eq!(v["code"], "unsupported_operation", "{method} {path}");
+    }
+    let (code, v) = explain_json(&["--key", KEY_OPS, "--body", "{nope", "POST", "/v1/calls"]);
+    assert_eq!((code, v["code"].as_str()), (1, Some("invalid_request")));
+    assert_eq!(v["errors"][0]["field"], "body");
+}
+
+#[test]
+fn explain_uses_the_only_tenant_without_a_key() {
+    let text = good_config();
+    let one = &text[..text.find("[tenants.billing]").unwrap()];
+    let path = write_config(one);
+    let (code, out, err) = callgate(
+        &[
+            "explain",
+            "--config",
+            path.to_str().unwrap(),
+            "GET",
+            "/v1/calls",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("tenant:    ops\n"), "{out}");
+}
+
+#[test]
+fn explain_refuses_a_config_that_does_not_load() {
+    let path = write_config(&good_config());
+    let (code, _, err) = callgate(
+        &[
+            "explain",
+            "--config",
+            path.to_str().unwrap(),
+            "GET",
+            "/v1/calls",
+        ],
+        &["CGT_B_KEY"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(
+            "providers.bim.credentials.api_key: environment variable CGT_B_KEY is not set"
+        ),
+        "{err}"
+    );
+}
