@@ -4,14 +4,14 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO ?= cargo
 
-.PHONY: demo test deps test-deps build lint openapi-check
+.PHONY: demo test deps test-deps build lint openapi-check deploy-check
 
 ## Build in release mode and run the demo: three vendor simulators and the gateway (key demo-key).
 demo: deps build
 	./target/release/callgate demo
 
 ## The whole test suite: formatting, lints, unit, integration and simulator tests, OpenAPI validity.
-test: deps test-deps lint openapi-check
+test: deps test-deps lint openapi-check deploy-check
 	$(CARGO) test --workspace --all-targets
 
 deps:
@@ -25,6 +25,10 @@ test-deps:
 	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
 	  echo "installing prometheus (for the scrape test and promtool)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# Deployment files: promtool config/rules/rule tests, kubernetes-validate, dashboard, ConfigMap freshness.
+deploy-check:
+	bash deploy/check.sh
 
 build:
 	$(CARGO) build --release --bin callgate

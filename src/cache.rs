@@ -337,10 +337,11 @@ mod tests {
     async fn stale_if_error_serves_the_old_answer_when_the_vendor_fails() {
         let c = ResponseCache::new(1 << 20);
         let k = CacheKey("k".into());
-        c.serve(&policy(60_000), k.clone(), false, || async {
-            Ok(fetched("old", 1))
-        })
-        .await;
+        let _ = c
+            .serve(&policy(60_000), k.clone(), false, || async {
+                Ok(fetched("old", 1))
+            })
+            .await;
         tokio::time::sleep(Duration::from_millis(5)).await;
         let (r, o) = c
             .serve(&policy(60_000), k.clone(), false, || async {
@@ -367,18 +368,20 @@ mod tests {
     async fn invalidation_drops_the_call_and_its_providers_lists() {
         let c = ResponseCache::new(1 << 20);
         let p = policy(0);
-        c.serve(&p, CacheKey("get1".into()), false, || async {
-            Ok(fetched("a", 60_000))
-        })
-        .await;
-        c.serve(&p, CacheKey("list".into()), false, || async {
-            Ok(Fetched {
-                kind: EntryKind::List,
-                call_id: None,
-                ..fetched("l", 60_000)
+        let _ = c
+            .serve(&p, CacheKey("get1".into()), false, || async {
+                Ok(fetched("a", 60_000))
             })
-        })
-        .await;
+            .await;
+        let _ = c
+            .serve(&p, CacheKey("list".into()), false, || async {
+                Ok(Fetched {
+                    kind: EntryKind::List,
+                    call_id: None,
+                    ..fetched("l", 60_000)
+                })
+            })
+            .await;
         c.invalidate_call("p", "p:1");
         c.cache.run_pending_tasks().await;
         for k in ["get1", "list"] {

@@ -69,6 +69,28 @@ fn wants_fresh(session: &Session) -> bool {
     has("cache-control") || has("pragma")
 }
 
+/// Reads the request body up to `limit` bytes; `(None, true)` when it is larger (then the
+/// connection is not reused, as the rest is left unread).
+async fn read_body(session: &mut Session, limit: usize) -> Result<(Option<Vec<u8>>, bool)> {
+    if matches!(session.req_header().method.as_str(), "GET" | "HEAD") {
+        return Ok((None, false));
+    }
+    let declared = header(session, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        session.set_keepalive(None);
+        return Ok((None, true));
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > limit {
+            session.set_keepalive(None);
+            return Ok((None, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((Some(body), false))
+}
+
 #[async_trait]
 impl ProxyHttp for CallgateProxy {
     type CTX = RequestCtx;
@@ -85,6 +107,8 @@ impl ProxyHttp for CallgateProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = answer::request_id(header(session, "x-request-id"));
+        let limit = self.gateway.runtime().settings.max_body_bytes;
+        let (body, body_too_large) = read_body(session, limit).await?;
         let req = session.req_header();
         let incoming = Incoming {
             method: req.method.as_str(),
@@ -93,6 +117,9 @@ impl ProxyHttp for CallgateProxy {
             authorization: header(session, "authorization"),
             request_id: &ctx.request_id,
             no_cache: wants_fresh(session),
+            body: body.as_deref(),
+            body_too_large,
+            idempotency_key: header(session, "idempotency-key"),
         };
         let answer = self.gateway.handle(incoming).await;
         let mut resp = ResponseHeader::build(answer.status, Some(6))?;
@@ -107,6 +134,9 @@ impl ProxyHttp for CallgateProxy {
         }
         if let Some(retry_after) = &answer.retry_after {
             resp.insert_header("Retry-After", retry_after)?;
+        }
+        for (name, value) in &answer.headers {
+            resp.insert_header(*name, value)?;
         }
         ctx.status = answer.status;
         ctx.outcome = answer.outcome;

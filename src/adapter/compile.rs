@@ -793,7 +793,7 @@ fn compile_write(
     for f in accepts.iter().chain(op.require.iter()) {
         if !known.contains(&f.as_str()) {
             cx.err(
-                format!("{place}"),
+                place.clone(),
                 format!(
                     "{f:?} is not a field of the canonical request (known: {})",
                     known.join(", ")

@@ -93,10 +93,35 @@ impl Adapter {
         cx: Context<'_>,
         drift: &mut Vec<Drift>,
     ) -> Result<Call, NormalizeError> {
+        self.normalize_with(&self.call, item, cx, drift)
+    }
+
+    /// Normalizes the answer of a write operation with that operation's field rules.
+    pub fn normalize_write(
+        &self,
+        op: &super::WriteOperation,
+        body: &Value,
+        cx: Context<'_>,
+        drift: &mut Vec<Drift>,
+    ) -> Result<Call, NormalizeError> {
+        let item = op
+            .item
+            .iter()
+            .find_map(|p| p.first(body).filter(|v| v.is_object()))
+            .ok_or_else(|| NormalizeError::NoItem(sources(&op.item)))?;
+        self.normalize_with(&op.call, item, cx, drift)
+    }
+
+    fn normalize_with(
+        &self,
+        m: &super::CallMapping,
+        item: &Value,
+        cx: Context<'_>,
+        drift: &mut Vec<Drift>,
+    ) -> Result<Call, NormalizeError> {
         if !item.is_object() {
             return Err(NormalizeError::NotAnObject);
         }
-        let m = &self.call;
         let mut ev = Evaluator {
             params: cx.params,
             drift,

@@ -28,6 +28,24 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::InvalidRequest,
+        ErrorCode::UnsupportedFilter,
+        ErrorCode::InvalidCursor,
+        ErrorCode::UnsupportedOperation,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::IdempotencyConflict,
+        ErrorCode::RateLimited,
+        ErrorCode::ProviderRateLimited,
+        ErrorCode::ProviderAuthFailed,
+        ErrorCode::ProviderError,
+        ErrorCode::ProviderUnavailable,
+        ErrorCode::ProviderTimeout,
+    ];
+
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::Unauthorized => 401,
@@ -64,6 +82,10 @@ impl ErrorCode {
             ErrorCode::ProviderUnavailable => "provider_unavailable",
             ErrorCode::ProviderTimeout => "provider_timeout",
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.name() == name)
     }
 
     pub fn title(self) -> &'static str {
@@ -201,7 +223,11 @@ impl Problem {
 
     /// Marks a write whose fate at the vendor is not known.
     pub fn outcome_unknown(mut self) -> Problem {
-        if let Some(pf) = self.provider.as_deref_mut() {
+        if let Some(pf) = self
+            .provider
+            .as_deref_mut()
+            .filter(|pf| pf.outcome.is_none())
+        {
             pf.outcome = Some("unknown");
             self.detail.push_str(
                 "; the call may or may not have been placed: look it up before trying again",

@@ -43,6 +43,8 @@ pub struct Answer {
     pub content_type: &'static str,
     pub body: Bytes,
     pub retry_after: Option<String>,
+    /// Other response headers (`Location`, `Idempotent-Replayed`).
+    pub headers: Vec<(&'static str, String)>,
     pub outcome: Outcome,
 }
 
@@ -54,6 +56,7 @@ impl Answer {
                 content_type: JSON,
                 body: Bytes::from(body),
                 retry_after: None,
+                headers: Vec::new(),
                 outcome,
             },
             Err(e) => Answer::problem(
@@ -73,6 +76,24 @@ impl Answer {
             content_type: JSON,
             body,
             retry_after: None,
+            headers: Vec::new(),
+            outcome,
+        }
+    }
+
+    /// A stored (possibly replayed) write answer.
+    pub fn stored(s: crate::idempotency::StoredAnswer, outcome: Outcome) -> Answer {
+        let mut headers = s.headers;
+        let retry_after = headers
+            .iter()
+            .position(|(k, _)| *k == "Retry-After")
+            .map(|i| headers.remove(i).1);
+        Answer {
+            status: s.status,
+            content_type: s.content_type,
+            body: s.body,
+            retry_after,
+            headers,
             outcome,
         }
     }
@@ -89,6 +110,7 @@ impl Answer {
             content_type: PROBLEM_JSON,
             body: Bytes::from(body),
             retry_after: p.retry_after.clone(),
+            headers: Vec::new(),
             outcome,
         }
     }

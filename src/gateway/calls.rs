@@ -219,7 +219,7 @@ impl CallCx<'_> {
     }
 
     /// Sends a planned request and reads the answer into JSON or the problem it maps to.
-    async fn exchange(
+    pub(super) async fn exchange(
         &self,
         provider: &Provider,
         request: &VendorRequest,
@@ -283,7 +283,7 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<bytes::Bytes, Problem> {
         })
 }
 
-fn unnormalizable(
+pub(super) fn unnormalizable(
     provider: &Provider,
     e: crate::adapter::normalize::NormalizeError,
     outcome: &mut Outcome,

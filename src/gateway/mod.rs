@@ -8,10 +8,12 @@ pub mod exchange;
 pub mod health;
 mod providers;
 pub mod route;
+mod writes;
 
 use crate::cache::ResponseCache;
 use crate::canonical::{ErrorCode, Problem};
 use crate::config::Runtime;
+use crate::idempotency::IdempotencyStore;
 use crate::metrics::Metrics;
 use answer::{Answer, Outcome};
 use arc_swap::ArcSwap;
@@ -32,6 +34,11 @@ pub struct Incoming<'a> {
     pub request_id: &'a str,
     /// The client sent `Cache-Control: no-cache`: answer fresh (and refresh the cache).
     pub no_cache: bool,
+    /// The request body, when there is one and it is within `server.max_body_bytes`.
+    pub body: Option<&'a [u8]>,
+    /// The body was over `server.max_body_bytes` (and was not read).
+    pub body_too_large: bool,
+    pub idempotency_key: Option<&'a str>,
 }
 
 pub struct Gateway {
@@ -39,6 +46,7 @@ pub struct Gateway {
     client: VendorClient,
     health: health::HealthBoard,
     cache: ResponseCache,
+    idempotency: IdempotencyStore,
     metrics: Metrics,
 }
 
@@ -48,6 +56,10 @@ impl Gateway {
         metrics.config_loaded_now();
         Gateway {
             cache: ResponseCache::new(runtime.settings.cache.max_bytes),
+            idempotency: IdempotencyStore::new(
+                runtime.settings.idempotency_ttl,
+                runtime.settings.idempotency_max_entries,
+            ),
             runtime: ArcSwap::from_pointee(runtime),
             client: VendorClient::default(),
             health: health::HealthBoard::default(),
@@ -98,6 +110,16 @@ impl Gateway {
         if segments.first() != Some(&"v1") {
             return Err(not_found(req));
         }
+        if req.body_too_large {
+            return Err(Problem::field(
+                ErrorCode::PayloadTooLarge,
+                "body",
+                format!(
+                    "the body is over the limit of {} bytes",
+                    rt.settings.max_body_bytes
+                ),
+            ));
+        }
         let tenant = auth::authenticate(rt, req.authorization)?;
         outcome.tenant = Some(tenant.name.clone());
         if let Some(limiter) = &tenant.limiter {
@@ -118,13 +140,8 @@ impl Gateway {
             )),
             ("GET", ["calls"]) => cx.list(outcome).await,
             ("GET", ["calls", id]) if !id.is_empty() => cx.get(id, outcome).await,
-            ("POST", ["calls"]) | ("PATCH" | "PUT", ["calls", _]) => Err(Problem::new(
-                ErrorCode::UnsupportedOperation,
-                format!(
-                    "{} {} is not available in this release of callgate",
-                    req.method, req.path
-                ),
-            )),
+            ("POST", ["calls"]) => cx.create(outcome).await,
+            ("PATCH" | "PUT", ["calls", id]) if !id.is_empty() => cx.update(id, outcome).await,
             _ => Err(not_found(req)),
         }
     }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub const KEY: &str = "test-key-0f3c9a";
 pub const OTHER_KEY: &str = "test-key-other-77";
 pub const LIMITED_KEY: &str = "test-key-limited-5";
+pub const SPLIT_KEY: &str = "test-key-split-90-10";
 
 /// Everything logged by this test process, at trace level.
 pub fn captured_logs() -> String {
@@ -61,6 +62,7 @@ pub fn secrets() -> Vec<String> {
         KEY.to_string(),
         OTHER_KEY.to_string(),
         LIMITED_KEY.to_string(),
+        SPLIT_KEY.to_string(),
     ]
 }
 
@@ -70,6 +72,7 @@ pub fn env(name: &str) -> Option<String> {
             "KEY" => KEY,
             "OTHER_KEY" => OTHER_KEY,
             "LIMITED_KEY" => LIMITED_KEY,
+            "SPLIT_KEY" => SPLIT_KEY,
             "E_USER" => credentials::ELEMENTE_USERNAME,
             "E_PASS" => credentials::ELEMENTE_PASSWORD,
             "E_PASS_WRONG" => "not-the-password",
@@ -141,6 +144,17 @@ default = "zudu"
 keys = [{{ env = "OTHER_KEY" }}]
 providers = ["zudu"]
 default = {{ zudu = 100 }}
+
+[providers.zudu-b]
+vendor = "zudu"
+base_url = "http://{z}"
+credentials = {{ api_key = {{ env = "Z_KEY" }}, api_secret = {{ env = "Z_SECRET" }} }}
+
+[tenants.splitter]
+keys = [{{ env = "SPLIT_KEY" }}]
+providers = ["zudu", "zudu-b", "elemente"]
+default = {{ zudu = 90, zudu-b = 10 }}
+routes = [{{ agent = "agent-for-elemente", provider = "elemente" }}]
 
 [tenants.limited]
 keys = [{{ env = "LIMITED_KEY" }}]
@@ -222,6 +236,23 @@ impl Harness {
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }
 
+    /// A write (`POST`, `PATCH`, `PUT`) with a JSON body and the given headers (plus the main
+    /// tenant's key unless an Authorization header is given).
+    pub fn send(&self, method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req =
+            ureq::request(method, &self.url(path)).set("Content-Type", "application/json");
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            req = req.set("Authorization", &format!("Bearer {KEY}"));
+        }
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        Reply::from(req.send_string(body))
+    }
+
     pub fn get_with(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Reply {
         let mut req = ureq::get(&self.url(path_and_query));
         for (k, v) in headers {
@@ -240,6 +271,8 @@ pub struct Reply {
     pub retry_after: Option<String>,
     pub www_authenticate: Option<String>,
     pub cache_status: Option<String>,
+    pub location: Option<String>,
+    pub replayed: bool,
     pub text: String,
 }
 
@@ -257,6 +290,8 @@ impl Reply {
             retry_after: resp.header("retry-after").map(str::to_string),
             www_authenticate: resp.header("www-authenticate").map(str::to_string),
             cache_status: resp.header("cache-status").map(str::to_string),
+            location: resp.header("location").map(str::to_string),
+            replayed: resp.header("idempotent-replayed") == Some("true"),
             text: resp.into_string().unwrap_or_default(),
         }
     }
