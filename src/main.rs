@@ -26,6 +26,9 @@ enum Command {
         /// Config file (TOML).
         #[arg(long, env = "CALLGATE_CONFIG", default_value = "config/callgate.toml")]
         config: PathBuf,
+        /// Take over the listening sockets of a running callgate (then send it SIGQUIT).
+        #[arg(short = 'u', long)]
+        upgrade: bool,
     },
     /// Validate the config and every adapter (like `nginx -t`); print a summary.
     Check {
@@ -45,7 +48,7 @@ fn main() -> ExitCode {
     // Before anything else can pick another rustls crypto provider (PINGORA-NOTES, #446).
     pingora::tls::install_default_crypto_provider();
     match Args::parse().command {
-        Command::Serve { config } => cli::serve::run(&config),
+        Command::Serve { config, upgrade } => cli::serve::run(&config, upgrade),
         Command::Check { config } => cli::check::run(&config),
         Command::Explain(args) => cli::explain::run(args),
         Command::Demo(args) => cli::demo::run(args),

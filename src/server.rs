@@ -6,7 +6,7 @@ use crate::config::Runtime;
 use crate::gateway::Gateway;
 use crate::proxy::CallgateProxy;
 use async_trait::async_trait;
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -15,17 +15,42 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// A Pingora server running the gateway over `runtime` on the addresses its settings name (or
-/// the ones given), with `grace_seconds` to drain on SIGTERM.
-pub fn gateway_server(
-    runtime: Runtime,
-    grace_seconds: u64,
-    addrs: Option<(String, String)>,
-) -> (Server, Arc<Gateway>) {
+/// How to run the gateway's Pingora server.
+#[derive(Default)]
+pub struct ServeOptions {
+    /// Listen addresses instead of the config's (tests).
+    pub addrs: Option<(String, String)>,
+    /// Seconds SIGTERM waits for in-flight requests (default: the config's).
+    pub grace_seconds: Option<u64>,
+    /// Take the listening sockets over from a running callgate (`serve -u`).
+    pub upgrade: bool,
+    /// Reload this config file on change and on SIGHUP, resolving secrets with `env`.
+    pub reload: Option<(std::path::PathBuf, fn(&str) -> Option<String>)>,
+}
+
+/// A Pingora server running the gateway over `runtime`: the API and admin listeners, and the
+/// config reloader when asked.
+pub fn gateway_server(runtime: Runtime, opts: ServeOptions) -> (Server, Arc<Gateway>) {
     let settings = runtime.settings.clone();
-    let (listen, admin_listen) = addrs.unwrap_or((settings.listen, settings.admin_listen));
+    let (listen, admin_listen) = opts
+        .addrs
+        .unwrap_or((settings.listen.clone(), settings.admin_listen.clone()));
     let gateway = Arc::new(Gateway::new(runtime));
-    let mut server = new_server(grace_seconds);
+    let conf = ServerConf {
+        grace_period_seconds: Some(opts.grace_seconds.unwrap_or(settings.grace_period_seconds)),
+        graceful_shutdown_timeout_seconds: Some(
+            opts.grace_seconds.unwrap_or(settings.grace_period_seconds),
+        ),
+        upgrade_sock: settings.upgrade_sock.clone(),
+        pid_file: format!("{}.pid", settings.upgrade_sock.trim_end_matches(".sock")),
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
     let mut api = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         CallgateProxy {
@@ -45,10 +70,21 @@ pub fn gateway_server(
     admin.threads = Some(1);
     server.add_service(api);
     server.add_service(admin);
+    if let Some((config_path, env)) = opts.reload {
+        let reloader = crate::reload::Reloader {
+            config_path,
+            gateway: gateway.clone(),
+            env,
+        };
+        server.add_service(pingora::services::background::background_service(
+            "config reload",
+            reloader,
+        ));
+    }
     (server, gateway)
 }
 
-/// A new Pingora server with callgate's defaults (no config file of Pingora's own).
+/// A Pingora server with callgate's defaults and no gateway (for `sim`), bootstrapped.
 pub fn new_server(grace_seconds: u64) -> Server {
     let conf = ServerConf {
         grace_period_seconds: Some(grace_seconds),
@@ -91,8 +127,12 @@ impl RunningGateway {
     /// Starts the gateway on fresh loopback ports and waits until both accept connections.
     pub fn start(runtime: Runtime) -> RunningGateway {
         let (addr, admin_addr) = (free_port(), free_port());
-        let (server, gateway) =
-            gateway_server(runtime, 0, Some((addr.to_string(), admin_addr.to_string())));
+        let opts = ServeOptions {
+            addrs: Some((addr.to_string(), admin_addr.to_string())),
+            grace_seconds: Some(0),
+            ..ServeOptions::default()
+        };
+        let (server, gateway) = gateway_server(runtime, opts);
         let (stop, rx) = watch::channel(false);
         let thread = std::thread::spawn(move || {
             server.run(RunArgs {

@@ -78,7 +78,13 @@ pub fn run(args: DemoArgs) -> ExitCode {
     };
     callgate::logging::init(&runtime.settings.log_format, &runtime.settings.log_level);
     let settings = runtime.settings.clone();
-    let (mut pingora, _gateway) = server::gateway_server(runtime, 0, None);
+    let (mut pingora, _gateway) = server::gateway_server(
+        runtime,
+        server::ServeOptions {
+            grace_seconds: Some(0),
+            ..Default::default()
+        },
+    );
     let mut bimpe_agent = String::new();
     for (kind, sim, svc) in args.sim.services() {
         if kind == VendorKind::Bimpe {

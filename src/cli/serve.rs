@@ -1,12 +1,14 @@
-//! `callgate serve --config F`: load and validate the config, then run the gateway until
-//! SIGTERM (graceful: in-flight requests finish) or SIGINT.
+//! `callgate serve --config F [-u]`: load and validate the config, then run the gateway until
+//! SIGTERM (graceful: in-flight requests finish) or SIGINT; SIGHUP or an edit of the config or
+//! adapter files reloads the config live; SIGQUIT hands the listening sockets to a new process
+//! started with `-u` (binary upgrade).
 
 use callgate::config;
 use callgate::server;
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(config_path: &Path) -> ExitCode {
+pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
     let runtime = match config::load(config_path, &config::process_env) {
         Ok(rt) => rt,
         Err(errors) => {
@@ -26,6 +28,11 @@ pub fn run(config_path: &Path) -> ExitCode {
         tenants = runtime.tenants.len(),
         "callgate starting"
     );
-    let (server, _gateway) = server::gateway_server(runtime, 10, None);
+    let opts = server::ServeOptions {
+        upgrade,
+        reload: Some((config_path.to_path_buf(), config::process_env)),
+        ..Default::default()
+    };
+    let (server, _gateway) = server::gateway_server(runtime, opts);
     server.run_forever()
 }

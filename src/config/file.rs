@@ -36,6 +36,11 @@ pub struct ServerSection {
     pub max_vendor_body_bytes: usize,
     /// Largest client request body, in bytes; over it: `413 payload_too_large`.
     pub max_body_bytes: usize,
+    /// Seconds a SIGTERM waits for in-flight requests before stopping.
+    pub grace_period_seconds: u64,
+    /// Unix socket through which `serve -u` takes the listening sockets over from the running
+    /// process (binary upgrade without a refused connection).
+    pub upgrade_sock: String,
 }
 
 impl Default for ServerSection {
@@ -47,6 +52,8 @@ impl Default for ServerSection {
             adapters: "adapters".into(),
             max_vendor_body_bytes: 16 * 1024 * 1024,
             max_body_bytes: 64 * 1024,
+            grace_period_seconds: 10,
+            upgrade_sock: "/tmp/callgate_upgrade.sock".into(),
         }
     }
 }

@@ -34,6 +34,10 @@ impl std::fmt::Debug for Secret {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Where the adapters were loaded from.
+    pub adapters_dir: String,
+    pub upgrade_sock: String,
+    pub grace_period_seconds: u64,
     pub listen: String,
     pub admin_listen: String,
     pub threads: usize,
@@ -376,6 +380,9 @@ pub(super) fn build(
     }
     Ok(Runtime {
         settings: Settings {
+            adapters_dir: adapters_dir.display().to_string(),
+            upgrade_sock: cfg.server.upgrade_sock,
+            grace_period_seconds: cfg.server.grace_period_seconds,
             listen: cfg.server.listen,
             admin_listen: cfg.server.admin_listen,
             threads: cfg.server.threads,
