@@ -25,8 +25,11 @@ pub struct ServeOptions {
     /// Take the listening sockets over from a running callgate (`serve -u`).
     pub upgrade: bool,
     /// Reload this config file on change and on SIGHUP, resolving secrets with `env`.
-    pub reload: Option<(std::path::PathBuf, fn(&str) -> Option<String>)>,
+    pub reload: Option<ReloadFrom>,
 }
+
+/// A config file to reload, and where its secret references are resolved.
+pub type ReloadFrom = (std::path::PathBuf, fn(&str) -> Option<String>);
 
 /// A Pingora server running the gateway over `runtime`: the API and admin listeners, and the
 /// config reloader when asked.
