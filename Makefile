@@ -43,3 +43,16 @@ openapi-check:
 	@[ -x .venv/bin/openapi-spec-validator ] || python3 -m venv .venv || { $(SUDO) apt-get install -y -qq python3-venv >/dev/null && python3 -m venv .venv; }
 	@[ -x .venv/bin/openapi-spec-validator ] || .venv/bin/pip install -q openapi-spec-validator
 	.venv/bin/openapi-spec-validator openapi/openapi.json
+
+# Benchmarks (issue 6; results and targets in benches/README.md). Loopback only, bounded in time.
+.PHONY: bench bench-quick
+
+## Criterion normalization bench, then the load bench: simulator, nginx, callgate cache off/hit (~8 min).
+bench: deps
+	$(CARGO) bench --bench normalize
+	bash benches/load/run.sh
+
+## Every benchmark once in quick mode (seconds, no timing assertions), so none can rot.
+bench-quick: deps
+	CALLGATE_BENCH_QUICK=1 $(CARGO) bench --bench normalize
+	bash benches/load/run.sh --smoke

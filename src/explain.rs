@@ -12,6 +12,7 @@ use crate::adapter::spec::PaginationStyle;
 use crate::canonical::cursor::{Cursor, Position};
 use crate::canonical::id::CallId;
 use crate::canonical::list_query::{self, ListQuery, DEFAULT_LIMIT};
+use crate::canonical::write::{CreateCall, UpdateCall};
 use crate::canonical::{ErrorCode, Operation, Problem};
 use crate::config::{Provider, Runtime, Tenant};
 use crate::gateway::{auth, exchange, route};
@@ -99,33 +100,66 @@ pub fn explain(rt: &Runtime, req: Request<'_>) -> Result<Explanation, Problem> {
         return Err(problem.clone());
     }
     let tenant = tenant(rt, req.key)?;
-    let body = match req.body {
-        Some(text) => Some(
-            serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
-                Problem::field(ErrorCode::InvalidRequest, "body", format!("not JSON: {e}"))
-            })?,
-        ),
-        None => None,
-    };
+    let body = req.body.unwrap_or_default().as_bytes();
     match route? {
         Route::List => list(rt, &tenant, query),
         Route::Get(id) => get(rt, &tenant, id, query),
-        Route::Create => write(&method, path, None, body),
-        Route::Update(id) => write(&method, path, Some(id), body),
+        Route::Create => create(rt, &tenant, body),
+        Route::Update(id) => update(rt, &tenant, id, body),
     }
 }
 
-/// `POST /v1/calls` and `PATCH|PUT /v1/calls/{id}`: writes arrive with a later issue, with their
-/// planners (`plan_create`, `plan_update`) and the body; until then, the gateway's own answer.
-fn write(
-    method: &str,
-    path: &str,
-    _id: Option<&str>,
-    _body: Option<serde_json::Value>,
+/// `POST /v1/calls`: the create the gateway would send (no idempotency key: with one, a
+/// weighted split is decided by the key; without, at random — said in the rule).
+fn create(rt: &Runtime, tenant: &Tenant, body: &[u8]) -> Result<Explanation, Problem> {
+    let req = CreateCall::parse(body)?;
+    let (provider, rule) =
+        route::for_create(rt, tenant, req.provider.as_deref(), &req.agent_id, None)?;
+    let rule = match rule {
+        route::Rule::Explicit => "explicit provider".to_string(),
+        route::Rule::Agent(a) => format!("agent rule agentId={a} → {}", provider.name),
+        route::Rule::Default => "tenant default".to_string(),
+        route::Rule::Split(_) => format!(
+            "tenant default (weighted split; without an Idempotency-Key the draw is random — {} this time)",
+            provider.name
+        ),
+    };
+    let (request, _) = provider.adapter.plan_create(&req, None)?;
+    Ok(explanation(
+        tenant,
+        Operation::CreateCall,
+        rule,
+        &provider,
+        &request,
+    ))
+}
+
+/// `PATCH|PUT /v1/calls/{id}`: the update the gateway would send.
+fn update(
+    rt: &Runtime,
+    tenant: &Tenant,
+    raw_id: &str,
+    body: &[u8],
 ) -> Result<Explanation, Problem> {
-    Err(Problem::new(
-        ErrorCode::UnsupportedOperation,
-        format!("{method} {path} is not available in this release of callgate"),
+    let id = CallId::parse_path_segment(raw_id)
+        .map_err(|e| Problem::field(ErrorCode::InvalidRequest, "id", e.to_string()))?;
+    let provider = rt.provider(&id.provider).cloned().ok_or_else(|| {
+        Problem::new(
+            ErrorCode::NotFound,
+            format!("no provider named {:?} (from the call id)", id.provider),
+        )
+    })?;
+    route::authorize(tenant, &provider)?;
+    let req = UpdateCall::parse(body)?;
+    let params = provider.adapter.id_params(id.parts)?;
+    let request = provider.adapter.plan_update(&params, &req, None)?;
+    let rule = format!("call id names provider {}", provider.name);
+    Ok(explanation(
+        tenant,
+        Operation::UpdateCall,
+        rule,
+        &provider,
+        &request,
     ))
 }
 

@@ -41,15 +41,44 @@ pub struct IdempotencyStore {
     cache: Cache<(String, String), Arc<Stored>>,
 }
 
-/// The fingerprint of a request: method, path and body bytes.
+/// The fingerprint of a request: method (PUT counts as PATCH, its alias), path, and the body as
+/// JSON — whitespace and key order do not matter — or its bytes when it is not JSON.
 pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> u64 {
     let mut h = fnv::FnvHasher::default();
-    h.write(method.as_bytes());
+    h.write(if method == "PUT" {
+        b"PATCH"
+    } else {
+        method.as_bytes()
+    });
     h.write(b" ");
     h.write(path.as_bytes());
     h.write(b"\n");
-    h.write(body);
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => h.write(canonical_json(&v).as_bytes()),
+        Err(_) => h.write(body),
+    }
     h.finish()
+}
+
+/// JSON with object keys sorted, so two spellings of one body compare equal.
+fn canonical_json(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let items: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&m[k])))
+                .collect();
+            format!("{{{}}}", items.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
 }
 
 impl IdempotencyStore {
@@ -127,6 +156,23 @@ mod tests {
             body: Bytes::from_static(body.as_bytes()),
             headers: vec![],
         }
+    }
+
+    #[test]
+    fn fingerprints_ignore_spelling_but_not_meaning() {
+        let a = fingerprint("POST", "/v1/calls", br#"{"to": "+1", "agentId": "a"}"#);
+        assert_eq!(
+            a,
+            fingerprint("POST", "/v1/calls", br#"{"agentId":"a","to":"+1"}"#)
+        );
+        assert_ne!(
+            a,
+            fingerprint("POST", "/v1/calls", br#"{"agentId":"b","to":"+1"}"#)
+        );
+        assert_eq!(
+            fingerprint("PUT", "/v1/calls/x", b"{}"),
+            fingerprint("PATCH", "/v1/calls/x", b"{}")
+        );
     }
 
     #[tokio::test]

@@ -439,23 +439,29 @@ fn explain_reports_what_the_gateway_would_refuse() {
         "{out}"
     );
 
-    // Writes come with a later issue: the gateway's own 501.
-    for (method, path) in [
-        ("POST", "/v1/calls"),
-        ("PATCH", "/v1/calls/zud:1"),
-        ("PUT", "/v1/calls/zud:1"),
-    ] {
-        let (code, v) = explain_json(&[
-            "--key",
-            KEY_OPS,
-            "--body",
-            "{\"to\": \"+15550100\"}",
-            method,
-            path,
-        ]);
-        assert_eq!(code, 1, "{method} {path}");
-        assert_eq!(v["code"], "unsupported_operation", "{method} {path}");
-    }
+    // Writes the gateway would refuse: a bad body names its field; Bimpe has no update.
+    let (code, v) = explain_json(&[
+        "--key",
+        KEY_OPS,
+        "--body",
+        "{\"to\": \"+15550100\"}",
+        "POST",
+        "/v1/calls",
+    ]);
+    assert_eq!((code, v["code"].as_str()), (1, Some("invalid_request")));
+    assert_eq!(v["errors"][0]["field"], "agentId");
+    let (code, v) = explain_json(&[
+        "--key",
+        KEY_OPS,
+        "--body",
+        "{\"status\": \"completed\"}",
+        "PATCH",
+        "/v1/calls/bim:agt_1:c1",
+    ]);
+    assert_eq!(
+        (code, v["code"].as_str()),
+        (1, Some("unsupported_operation"))
+    );
     let (code, v) = explain_json(&["--key", KEY_OPS, "--body", "{nope", "POST", "/v1/calls"]);
     assert_eq!((code, v["code"].as_str()), (1, Some("invalid_request")));
     assert_eq!(v["errors"][0]["field"], "body");
@@ -499,5 +505,121 @@ fn explain_refuses_a_config_that_does_not_load() {
             "providers.bim.credentials.api_key: environment variable CGT_B_KEY is not set"
         ),
         "{err}"
+    );
+}
+
+#[test]
+fn explain_a_create_and_an_update_on_each_vendor() {
+    // Elemente: explicit provider; customFields keep their types; Basic auth redacted.
+    let body = r#"{"provider": "ele", "agentId": "a1", "to": "+15550102222", "skillId": "s1",
+                   "customer": {"firstName": "Ann", "fields": {"Order ID": "12345", "Amount": 150.75}}}"#;
+    let (code, v) = explain_json(&["--key", KEY_OPS, "--body", body, "POST", "/v1/calls"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        (v["operation"].as_str(), v["rule"].as_str()),
+        (Some("create_call"), Some("explicit provider"))
+    );
+    assert_eq!(v["request"]["method"], "POST");
+    assert_eq!(v["request"]["url"], "http://127.0.0.1:18081/api/v1/calls");
+    assert_eq!(header(&v, "Authorization"), Some("[redacted]"));
+    assert_eq!(
+        v["request"]["body"]["customerOverride"]["customFields"],
+        serde_json::json!([{"name": "Order ID", "value": "12345"}, {"name": "Amount", "value": 150.75}])
+    );
+    assert_eq!(
+        v["request"]["body"]["customerOverride"]["phoneNumber"],
+        "+15550102222"
+    );
+    // Bimpe: the agent rule fires; the agent goes into the path.
+    let (code, v) = explain_json(&[
+        "--key",
+        KEY_OPS,
+        "--body",
+        r#"{"agentId": "agt_1", "to": "+15550102222", "test": true}"#,
+        "POST",
+        "/v1/calls",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["rule"], "agent rule agentId=agt_1 → bim");
+    assert_eq!(
+        v["request"]["url"],
+        "http://127.0.0.1:18082/bimpe/api/v1/console/agents/agt_1/calls"
+    );
+    assert_eq!(
+        v["request"]["body"],
+        serde_json::json!({"destination": "+15550102222", "is_test_call": true})
+    );
+    // Zudu: the tenant default; both credential headers redacted.
+    let (code, v) = explain_json(&[
+        "--key",
+        KEY_OPS,
+        "--body",
+        r#"{"agentId": "z1", "to": "+15550102222", "from": "+15550103333"}"#,
+        "POST",
+        "/v1/calls",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["rule"], "tenant default");
+    assert_eq!(
+        v["request"]["url"],
+        "http://127.0.0.1:18083/api/calls/create-phone-call"
+    );
+    assert_eq!(
+        (header(&v, "X-API-KEY"), header(&v, "X-API-SECRET")),
+        (Some("[redacted]"), Some("[redacted]"))
+    );
+    assert_eq!(
+        v["request"]["body"],
+        serde_json::json!({"from_number": "+15550103333", "to_number": "+15550102222", "override_agent_id": "z1"})
+    );
+    // Updates: status mapped to each vendor's value.
+    let (code, v) = explain_json(&[
+        "--key",
+        KEY_OPS,
+        "--body",
+        r#"{"status": "no_answer", "note": "n"}"#,
+        "PATCH",
+        "/v1/calls/ele:c-1",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        (
+            v["request"]["method"].as_str(),
+            v["request"]["url"].as_str()
+        ),
+        (Some("PUT"), Some("http://127.0.0.1:18081/api/v1/calls/c-1"))
+    );
+    assert_eq!(
+        v["request"]["body"],
+        serde_json::json!({"status": "no-answer", "note": "n"})
+    );
+    let (code, v) = explain_json(&[
+        "--key",
+        KEY_OPS,
+        "--body",
+        r#"{"status": "completed"}"#,
+        "PUT",
+        "/v1/calls/zud:call_9",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["request"]["url"],
+        "http://127.0.0.1:18083/api/calls/call_9"
+    );
+    assert_eq!(
+        v["request"]["body"],
+        serde_json::json!({"call_status": "ENDED"})
+    );
+    let (code, v) = explain_json(&[
+        "--key",
+        KEY_OPS,
+        "--body",
+        r#"{"status": "busy"}"#,
+        "PUT",
+        "/v1/calls/zud:call_9",
+    ]);
+    assert_eq!(
+        (code, v["errors"][0]["field"].as_str()),
+        (1, Some("status"))
     );
 }

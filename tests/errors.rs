@@ -100,7 +100,9 @@ fn client_mistakes_are_problems_naming_the_field() {
         200
     );
     // A write without a body names the body.
-    let p = h.send("POST", "/v1/calls", "", &[]).problem(400, "invalid_request");
+    let p = h
+        .send("POST", "/v1/calls", "", &[])
+        .problem(400, "invalid_request");
     assert_eq!(p["errors"][0]["field"], "body");
 }
 
@@ -327,7 +329,8 @@ fn providers_and_openapi() {
     assert_eq!(bimpe["vendor"], "bimpe");
     assert_eq!(
         bimpe["capabilities"],
-        serde_json::json!(["list_calls", "get_call"])
+        serde_json::json!(["list_calls", "get_call", "create_call"]),
+        "Bimpe has no update"
     );
     assert_eq!(bimpe["agents"], serde_json::json!(["agt_listed"]));
     let other = h

@@ -129,11 +129,12 @@ default = {default}
         }
     }
 
-    fn get(&self, path: &str) -> Result<ureq::Response, ureq::Error> {
+    fn get(&self, path: &str) -> Result<ureq::Response, Box<ureq::Error>> {
         ureq::get(&format!("http://127.0.0.1:{}{path}", self.api))
             .set("Authorization", &format!("Bearer {KEY}"))
             .set("Cache-Control", "no-cache")
             .call()
+            .map_err(Box::new)
     }
 
     fn default_provider(&self) -> String {

@@ -32,6 +32,12 @@ pub fn list(rt: &Runtime, tenant: &Tenant, health: &HealthBoard, outcome: Outcom
             if p.adapter.get.is_some() {
                 capabilities.push("get_call");
             }
+            if p.adapter.create.is_some() {
+                capabilities.push("create_call");
+            }
+            if p.adapter.update.is_some() {
+                capabilities.push("update_call");
+            }
             // Agents named anywhere in config for this provider: its own list and the tenant's rules.
             let mut agents: Vec<&str> = p.agents.iter().map(String::as_str).collect();
             for (agent, provider) in &tenant.agent_routes {

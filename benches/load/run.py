@@ -1,0 +1,443 @@
+#!/usr/bin/env python3
+"""callgate load bench (issue 6): A simulator direct, B nginx → simulator, C callgate cache off,
+D callgate cache hit, for GET /v1/calls?limit=20 and GET /v1/calls/{id} on each vendor.
+
+Started by `make bench` through benches/load/run.sh, which builds the release binary and finds
+(or installs) oha and nginx and passes their paths. Everything listens on 127.0.0.1 only, every
+load run is bounded in time, and every process this script starts is stopped by its own pid.
+
+Standard library only. Prints one table (throughput, p50, p99, ratios C/A, C/B, D/A), callgate's
+overhead histogram (`callgate_overhead_duration_seconds` from /metrics, quantiles estimated from
+the buckets), a run at 50% of C's peak throughput, and callgate's peak RSS (VmHWM) over a long
+run with the cache bounded at 64 MiB.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+KEY = "bench-key"
+SIM = {"elemente": 28081, "bimpe": 28082, "zudu": 28083}
+NGINX = {"elemente": 28091, "bimpe": 28092, "zudu": 28093}
+API = "http://127.0.0.1:28080"
+ADMIN = "http://127.0.0.1:28099"
+VENDOR_ENV = {
+    "ELEMENTE_USERNAME": "elemente-demo",
+    "ELEMENTE_PASSWORD": "elemente-demo-password",
+    "BIMPE_API_KEY": "sk_bimpe_demo_0123456789",
+    "ZUDU_API_KEY": "sk_zudu_demo_0123456789",
+    "ZUDU_API_SECRET": "s3cr3t_zudu_demo_0123456789",
+    "CALLGATE_BENCH_KEY": KEY,
+}
+AUTH_HEADERS = ("authorization", "x-api-key", "x-api-secret")
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def http(url, headers=None, method="GET", timeout=10):
+    req = urllib.request.Request(url, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def wait_for(url, what, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            status, _, _ = http(url, timeout=2)
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not come up at {url} within {timeout}s")
+
+
+class Procs:
+    """Processes this script started; each is stopped by its own pid."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, name, cmd, env=None, logdir=None):
+        out = open(os.path.join(logdir, f"{name}.log"), "ab")
+        p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.procs.append((name, p))
+        return p
+
+    def stop(self, p):
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs = [(n, q) for n, q in self.procs if q is not p]
+
+    def stop_all(self):
+        for _, p in reversed(list(self.procs)):
+            self.stop(p)
+
+
+def oha(args, url, headers, seconds, conc, rate=None, regex=False):
+    cmd = [args.oha, "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-c", str(conc)]
+    if rate:
+        cmd += ["-q", str(rate)]
+    if regex:
+        cmd += ["--rand-regex-url"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    cmd.append(url)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise SystemExit(f"oha failed: {' '.join(cmd)}\n{out.stderr}")
+    j = json.loads(out.stdout)
+    codes = j.get("statusCodeDistribution", {})
+    ok = sum(n for c, n in codes.items() if str(c).startswith("2"))
+    total = sum(codes.values())
+    errors = sum(j.get("errorDistribution", {}).values())
+    pct = j.get("latencyPercentiles", {})
+    return {
+        "rps": ok / seconds if seconds else 0.0,
+        "sent_rps": j["summary"].get("requestsPerSec") or 0.0,
+        "p50": (pct.get("p50") or 0.0) * 1000,
+        "p99": (pct.get("p99") or 0.0) * 1000,
+        "ok": ok,
+        "bad": total - ok + errors,
+        "codes": codes,
+    }
+
+
+def overhead_buckets():
+    """Cumulative bucket counts of callgate_overhead_duration_seconds, summed over labels."""
+    _, _, body = http(ADMIN + "/metrics")
+    buckets = {}
+    for line in body.decode().splitlines():
+        if line.startswith("callgate_overhead_duration_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            le = float("inf") if le == "+Inf" else float(le)
+            buckets[le] = buckets.get(le, 0) + float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def delta(after, before):
+    return {le: after[le] - before.get(le, 0) for le in after}
+
+
+def quantile(buckets, q):
+    """Prometheus' histogram_quantile: linear inside the bucket, 0 as the lowest bound."""
+    les = sorted(buckets)
+    total = buckets[les[-1]] if les else 0
+    if total <= 0:
+        return None
+    rank = q * total
+    prev_le, prev_n = 0.0, 0.0
+    for le in les:
+        n = buckets[le]
+        if n >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * ((rank - prev_n) / max(n - prev_n, 1e-9))
+        prev_le, prev_n = le, n
+    return les[-2] if len(les) > 1 else None
+
+
+def fmt_hist(buckets):
+    les = sorted(buckets)
+    total = buckets[les[-1]] if les else 0
+    rows, prev = [], 0
+    for le in les:
+        n = buckets[le] - prev
+        prev = buckets[le]
+        if n:
+            name = "+Inf" if le == float("inf") else f"≤{le * 1e6:.0f}µs"
+            rows.append(f"{name} {n:.0f} ({100 * n / total:.1f}%)")
+    return ", ".join(rows)
+
+
+def rss(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmHWM", "VmRSS")):
+                k, v = line.split(":", 1)
+                out[k] = int(v.split()[0]) / 1024.0
+    return out
+
+
+def nginx_conf(workdir):
+    ups = "\n".join(
+        f"""  upstream {v} {{ server 127.0.0.1:{SIM[v]}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{NGINX[v]};
+    location / {{ proxy_pass http://{v}; }}
+  }}"""
+        for v in SIM
+    )
+    conf = f"""# generated by benches/load/run.py
+worker_processes 2;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {workdir}/client_body;
+  proxy_temp_path {workdir}/proxy;
+  fastcgi_temp_path {workdir}/fastcgi;
+  uwsgi_temp_path {workdir}/uwsgi;
+  scgi_temp_path {workdir}/scgi;
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  # Elemente's unpaged list is ~0.5 MB: keep it in memory, as callgate does.
+  proxy_buffer_size 16k;
+  proxy_buffers 64 16k;
+  proxy_busy_buffers_size 64k;
+  keepalive_requests 1000000;
+{ups}
+}}
+"""
+    path = os.path.join(workdir, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path
+
+
+def start_callgate(procs, args, workdir, cache):
+    env = dict(os.environ, **VENDOR_ENV)
+    env["CALLGATE__CACHE__ENABLED"] = "true" if cache else "false"
+    env.pop("RUST_LOG", None)
+    p = procs.start(
+        f"callgate-cache-{'on' if cache else 'off'}",
+        [args.callgate, "serve", "--config", os.path.join(HERE, "callgate-bench.toml")],
+        env=env,
+        logdir=workdir,
+    )
+    wait_for(ADMIN + "/readyz", "callgate")
+    return p
+
+
+def discover(vendors, agents):
+    """The canonical and the vendor form of each endpoint: callgate is asked once, and the
+    simulator's journal tells the exact vendor request (path, query, auth headers) it made."""
+    gw = {"Authorization": f"Bearer {KEY}"}
+    eps = []
+    for v in vendors:
+        sim = f"http://127.0.0.1:{SIM[v]}"
+        http(sim + "/__sim/requests", method="DELETE")
+        q = f"provider={v}&limit=20"
+        if v == "bimpe":
+            q = f"agentId={agents[0]}&" + q
+        status, _, body = http(f"{API}/v1/calls?{q}", gw)
+        if status != 200:
+            raise SystemExit(f"callgate list of {v}: {status} {body[:300]!r}")
+        call_id = json.loads(body)["data"][0]["id"]
+        get_path = "/v1/calls/" + urllib.parse.quote(call_id, safe="")
+        status, _, body = http(API + get_path, gw)
+        if status != 200:
+            raise SystemExit(f"callgate get of {v}: {status} {body[:300]!r}")
+        _, _, journal = http(sim + "/__sim/requests")
+        journal = json.loads(journal)
+        if len(journal) != 2:
+            raise SystemExit(f"{v}: expected 2 vendor requests, saw {len(journal)}")
+        for op, path, rec in (("list", f"/v1/calls?{q}", journal[0]), ("get", get_path, journal[1])):
+            vpath = rec["path"] + (f"?{rec['query']}" if rec.get("query") else "")
+            headers = {k: val for k, val in rec["headers"] if k in AUTH_HEADERS}
+            eps.append({"vendor": v, "op": op, "path": path, "vpath": vpath, "vheaders": headers})
+        http(sim + "/__sim/requests", method="DELETE")
+    return eps
+
+
+def clear_journals():
+    for v in SIM:
+        http(f"http://127.0.0.1:{SIM[v]}/__sim/requests", method="DELETE")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--callgate", required=True)
+    ap.add_argument("--oha", required=True)
+    ap.add_argument("--nginx", required=True)
+    ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 8)))
+    ap.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", 32)))
+    ap.add_argument("--rss-seconds", type=float, default=float(os.environ.get("BENCH_RSS_SECONDS", 150)))
+    ap.add_argument("--smoke", action="store_true", help="1 s per run, one endpoint, no long runs")
+    ap.add_argument("--markdown", help="also write the results as markdown to this file")
+    args = ap.parse_args()
+    secs = 1 if args.smoke else args.seconds
+    secs = int(secs) if float(secs).is_integer() else secs
+    vendors = ["zudu"] if args.smoke else ["elemente", "bimpe", "zudu"]
+
+    workdir = tempfile.mkdtemp(prefix="callgate-bench-", dir=os.environ.get("BENCH_WORKDIR"))
+    procs = Procs()
+    md = []
+    try:
+        sim = procs.start(
+            "sim",
+            [args.callgate, "sim", "--latency-ms", "0"]
+            + [x for v in SIM for x in (f"--{v}", f"127.0.0.1:{SIM[v]}")],
+            logdir=workdir,
+        )
+        for v in SIM:
+            wait_for(f"http://127.0.0.1:{SIM[v]}/__sim/health", f"simulator {v}")
+        with open(os.path.join(workdir, "sim.log")) as f:
+            agents = [
+                a.strip()
+                for line in f
+                if "agents:" in line
+                for a in line.split("agents:", 1)[1].split(",")
+            ]
+        procs.start("nginx", [args.nginx, "-p", workdir, "-c", nginx_conf(workdir), "-e", f"{workdir}/nginx-error.log"], logdir=workdir)
+        for v in SIM:
+            wait_for_port(NGINX[v])
+
+        cg = start_callgate(procs, args, workdir, cache=False)
+        eps = discover(vendors, agents)
+        if args.smoke:
+            eps = [e for e in eps if e["op"] == "get"]
+        res = {}
+        gw = {"Authorization": f"Bearer {KEY}"}
+
+        def run(mode, e, url, headers):
+            r = oha(args, url, headers, secs, args.concurrency)
+            if r["bad"]:
+                log(f"  warning: {mode} {e['vendor']} {e['op']}: {r['bad']} non-2xx/errors {r['codes']}")
+            res[(mode, e["vendor"], e["op"])] = r
+            log(f"  {mode} {e['vendor']:<8} {e['op']:<4} {r['rps']:>9.0f} req/s  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms")
+            clear_journals()
+
+        log(f"A/B/C: {secs}s each at concurrency {args.concurrency}")
+        for e in eps:
+            run("A", e, f"http://127.0.0.1:{SIM[e['vendor']]}{e['vpath']}", e["vheaders"])
+            run("B", e, f"http://127.0.0.1:{NGINX[e['vendor']]}{e['vpath']}", e["vheaders"])
+        before = overhead_buckets()
+        for e in eps:
+            run("C", e, API + e["path"], gw)
+        hist_c = delta(overhead_buckets(), before)
+
+        # 50% of C's peak, fixed rate: callgate's own overhead p50/p99 (target ≤ 100 µs / 1 ms).
+        half = []
+        for e in eps if not args.smoke else []:
+            rate = max(1, int(res[("C", e["vendor"], e["op"])]["rps"] / 2))
+            before = overhead_buckets()
+            r = oha(args, API + e["path"], gw, secs, args.concurrency, rate=rate)
+            h = delta(overhead_buckets(), before)
+            half.append((e, rate, r, quantile(h, 0.5), quantile(h, 0.99)))
+            log(f"  C@50% {e['vendor']:<8} {e['op']:<4} {rate} req/s: overhead p50 {fmt_s(quantile(h, .5))} p99 {fmt_s(quantile(h, .99))}")
+            clear_journals()
+        procs.stop(cg)
+
+        cg = start_callgate(procs, args, workdir, cache=True)
+        for e in eps:
+            _, hdrs, _ = http(API + e["path"], gw)
+            _, hdrs, _ = http(API + e["path"], gw)
+            status = {k.lower(): v for k, v in hdrs.items()}.get("cache-status", "")
+            if "hit" not in status:
+                log(f"  warning: {e['vendor']} {e['op']} second read was not a hit: {status!r}")
+            run("D", e, API + e["path"], gw)
+        procs.stop(cg)
+
+        # Peak RSS over a long run with the cache bounded at 64 MiB: zudu 100-call pages with
+        # ~3600 distinct `from` filters (≈150 KB each: far more than the bound), so the cache
+        # fills, evicts and keeps weighing.
+        mem = None
+        if not args.smoke:
+            cg = start_callgate(procs, args, workdir, cache=True)
+            base = rss(cg.pid)
+            url = API + r"/v1/calls\?provider=zudu&limit=100&from=2020-01-01T00:[0-5][0-9]:[0-5][0-9]Z"
+            t = time.time()
+            r = oha(args, url, gw, int(args.rss_seconds), args.concurrency, regex=True)
+            took = time.time() - t
+            after = rss(cg.pid)
+            _, _, m = http(ADMIN + "/metrics")
+            cache_bytes = next(
+                (float(l.split()[-1]) for l in m.decode().splitlines() if l.startswith("callgate_cache_bytes ")),
+                None,
+            )
+            mem = {"base": base, "after": after, "requests": r["ok"] + r["bad"], "ok": r["ok"], "secs": took, "cache_bytes": cache_bytes, "rps": r["rps"]}
+            procs.stop(cg)
+        report(args, secs, eps, res, hist_c, half, mem, md)
+    finally:
+        procs.stop_all()
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(md) + "\n")
+
+
+def wait_for_port(port, timeout=15):
+    import socket
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
+
+
+def fmt_s(s):
+    return "n/a" if s is None else f"{s * 1e6:.0f} µs"
+
+
+def report(args, secs, eps, res, hist_c, half, mem, md):
+    def out(line=""):
+        print(line)
+        md.append(line)
+
+    out(f"callgate load bench: {os.cpu_count()} cores, concurrency {args.concurrency}, {secs} s per run, loopback, simulator latency 0")
+    out()
+    out("| endpoint | A sim req/s | B nginx req/s | C callgate req/s | D cache-hit req/s | A p50/p99 ms | B p50/p99 ms | C p50/p99 ms | D p50/p99 ms | C/A | C/B | D/A |")
+    out("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for e in eps:
+        k = lambda m: res[(m, e["vendor"], e["op"])]
+        a, b, c, d = k("A"), k("B"), k("C"), k("D")
+        name = f"{e['vendor']} {'list ?limit=20' if e['op'] == 'list' else 'get {id}'}"
+        lat = lambda r: f"{r['p50']:.2f} / {r['p99']:.2f}"
+        ratio = lambda x, y: f"{x['rps'] / y['rps']:.2f}" if y["rps"] else "n/a"
+        out(
+            f"| {name} | {a['rps']:.0f} | {b['rps']:.0f} | {c['rps']:.0f} | {d['rps']:.0f} | {lat(a)} | {lat(b)} | {lat(c)} | {lat(d)} | {ratio(c, a)} | {ratio(c, b)} | {ratio(d, a)} |"
+        )
+    out()
+    out(
+        "callgate overhead (callgate_overhead_duration_seconds, all C runs, quantiles estimated from "
+        f"buckets): p50 {fmt_s(quantile(hist_c, .5))}, p90 {fmt_s(quantile(hist_c, .9))}, p99 {fmt_s(quantile(hist_c, .99))}"
+    )
+    out(f"histogram: {fmt_hist(hist_c)}")
+    if half:
+        out()
+        out("| at 50% of C's peak | rate req/s | achieved req/s | end-to-end p50/p99 ms | overhead p50 | overhead p99 |")
+        out("|---|---|---|---|---|---|")
+        for e, rate, r, p50, p99 in half:
+            out(f"| {e['vendor']} {e['op']} | {rate} | {r['rps']:.0f} | {r['p50']:.2f} / {r['p99']:.2f} | {fmt_s(p50)} | {fmt_s(p99)} |")
+    if mem:
+        out()
+        cb = mem["cache_bytes"]
+        out(
+            f"memory: {mem['requests']} requests ({mem['ok']} 2xx) in {mem['secs']:.0f} s ({mem['rps']:.0f} req/s), "
+            f"cache bound 64 MiB, cache weighed {cb / 2**20:.1f} MiB at the end; "
+            f"RSS at start {mem['base'].get('VmRSS', 0):.1f} MiB, at end {mem['after'].get('VmRSS', 0):.1f} MiB, "
+            f"peak (VmHWM) {mem['after'].get('VmHWM', 0):.1f} MiB = {mem['after'].get('VmHWM', 0) - 64:.1f} MiB above the bound"
+            if cb is not None
+            else f"memory: peak VmHWM {mem['after'].get('VmHWM', 0):.1f} MiB"
+        )
+
+
+if __name__ == "__main__":
+    main()

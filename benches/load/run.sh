@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make bench` (and `make bench-quick` with --smoke): builds callgate in release, finds or installs
+# the load generator (oha, from crates.io, into $TARGET/bench-tools) and nginx (Debian), then runs
+# benches/load/run.py. Loopback only; every run is bounded in time. Extra arguments go to run.py
+# (--seconds N, --concurrency N, --rss-seconds N, --smoke, --markdown FILE).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+CARGO=${CARGO:-cargo}
+TARGET=${CARGO_TARGET_DIR:-target}
+SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+
+$CARGO build --release --bin callgate
+CALLGATE="$TARGET/release/callgate"
+
+OHA=$(command -v oha || true)
+if [ -z "$OHA" ]; then
+  OHA="$TARGET/bench-tools/bin/oha"
+  if [ ! -x "$OHA" ]; then
+    echo "installing oha (load generator, crates.io) into $TARGET/bench-tools" >&2
+    # Plain HTTP on loopback only: no TLS stack to build.
+    $CARGO install oha --locked --no-default-features --root "$TARGET/bench-tools" >&2
+  fi
+fi
+
+NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
+if [ -z "$NGINX" ]; then
+  echo "installing nginx (Debian) for the reverse-proxy baseline" >&2
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
+  NGINX=/usr/sbin/nginx
+fi
+
+exec python3 benches/load/run.py --callgate "$CALLGATE" --oha "$OHA" --nginx "$NGINX" "$@"
