@@ -623,3 +623,50 @@ fn explain_a_create_and_an_update_on_each_vendor() {
         (1, Some("status"))
     );
 }
+
+/// Runs the binary with exactly these extra environment variables.
+fn callgate_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        s(&out.stdout),
+        s(&out.stderr),
+    )
+}
+
+#[test]
+fn check_validates_the_shipped_production_example_offline_and_honours_env_overrides() {
+    let secrets: Vec<(&str, &str)> = vec![
+        ("ELEMENTE_EU_USERNAME", "u"),
+        ("ELEMENTE_EU_PASSWORD", "p-zzhidden"),
+        ("BIMPE_SUPPORT_API_KEY", "sk_zzhidden"),
+        ("ZUDU_MAIN_API_KEY", "sk_z_zzhidden"),
+        ("ZUDU_MAIN_API_SECRET", "s3cr3t_zzhidden"),
+        ("CALLGATE_KEY_SUPPORT_DESK", "k1-zzhidden"),
+        ("CALLGATE_KEY_BILLING", "k2-zzhidden"),
+        ("CALLGATE_KEY_BILLING_NEXT", "k3-zzhidden"),
+    ];
+    // Real vendor hosts, and no network: check resolves nothing.
+    let (code, out, err) = callgate_env(&["check", "--config", "config/callgate.toml"], &secrets);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("elemente-eu") && out.contains("https://api.zudu.ai"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("zzhidden") && !err.contains("zzhidden"),
+        "a secret value was printed"
+    );
+    // Every key can be overridden from the environment.
+    let mut broken = secrets.clone();
+    broken.push(("CALLGATE__SERVER__THREADS", "0"));
+    let (code, _, err) = callgate_env(&["check", "--config", "config/callgate.toml"], &broken);
+    assert_eq!(code, 1);
+    assert!(err.contains("server.threads: must be at least 1"), "{err}");
+}

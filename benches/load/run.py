@@ -433,7 +433,7 @@ def report(args, secs, eps, res, hist_c, half, mem, md):
             f"memory: {mem['requests']} requests ({mem['ok']} 2xx) in {mem['secs']:.0f} s ({mem['rps']:.0f} req/s), "
             f"cache bound 64 MiB, cache weighed {cb / 2**20:.1f} MiB at the end; "
             f"RSS at start {mem['base'].get('VmRSS', 0):.1f} MiB, at end {mem['after'].get('VmRSS', 0):.1f} MiB, "
-            f"peak (VmHWM) {mem['after'].get('VmHWM', 0):.1f} MiB = {mem['after'].get('VmHWM', 0) - 64:.1f} MiB above the bound"
+            f"peak (VmHWM) {mem['after'].get('VmHWM', 0):.1f} MiB (target: ≤ bound + 64 MiB = 128 MiB)"
             if cb is not None
             else f"memory: peak VmHWM {mem['after'].get('VmHWM', 0):.1f} MiB"
         )

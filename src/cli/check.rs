@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub fn run(config_path: &Path) -> ExitCode {
-    match config::load(config_path, &config::process_env) {
+    match config::load_offline(config_path, &config::process_env) {
         Ok(rt) => {
             print!("{}", summary(config_path, &rt));
             ExitCode::SUCCESS

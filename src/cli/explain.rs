@@ -35,7 +35,7 @@ pub struct ExplainArgs {
 }
 
 pub fn run(args: ExplainArgs) -> ExitCode {
-    let rt = match config::load(&args.config, &config::process_env) {
+    let rt = match config::load_offline(&args.config, &config::process_env) {
         Ok(rt) => rt,
         Err(errors) => {
             for e in &errors {

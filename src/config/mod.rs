@@ -33,9 +33,25 @@ pub fn process_env(name: &str) -> Option<String> {
 /// Reads `path` (plus `CALLGATE__…` environment overrides) and builds a validated runtime.
 /// A relative `server.adapters` is looked up in the working directory, then beside the file.
 pub fn load(path: &Path, env: Env<'_>) -> Result<Runtime, Vec<ConfigError>> {
+    load_file(path, env, true)
+}
+
+/// Like [`load`] without resolving vendor hosts (for `check` and `explain`, which use no network;
+/// such a runtime must not serve traffic).
+pub fn load_offline(path: &Path, env: Env<'_>) -> Result<Runtime, Vec<ConfigError>> {
+    load_file(path, env, false)
+}
+
+fn load_file(path: &Path, env: Env<'_>, resolve: bool) -> Result<Runtime, Vec<ConfigError>> {
     let name = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => load_str(&text, &name, path.parent().unwrap_or(Path::new(".")), env),
+        Ok(text) => load_text(
+            &text,
+            &name,
+            path.parent().unwrap_or(Path::new(".")),
+            env,
+            resolve,
+        ),
         Err(e) => Err(vec![ConfigError {
             file: name,
             key: "file".into(),
@@ -50,6 +66,16 @@ pub fn load_str(
     name: &str,
     base: &Path,
     env: Env<'_>,
+) -> Result<Runtime, Vec<ConfigError>> {
+    load_text(text, name, base, env, true)
+}
+
+fn load_text(
+    text: &str,
+    name: &str,
+    base: &Path,
+    env: Env<'_>,
+    resolve: bool,
 ) -> Result<Runtime, Vec<ConfigError>> {
     let fail = |reason: String| {
         vec![ConfigError {
@@ -69,7 +95,7 @@ pub fn load_str(
         .build()
         .map_err(|e| fail(e.to_string()))?;
     let parsed: ConfigFile = raw.try_deserialize().map_err(|e| vec![located(name, e)])?;
-    runtime::build(name, base, parsed, env)
+    runtime::build(name, base, parsed, env, resolve)
 }
 
 /// A deserialization error of the `config` crate as file, dotted key and reason, so a typo names

@@ -166,6 +166,7 @@ pub(super) fn build(
     base: &Path,
     cfg: ConfigFile,
     env: Env<'_>,
+    resolve: bool,
 ) -> Result<Runtime, Vec<ConfigError>> {
     let mut errs = Errors {
         file: file.to_string(),
@@ -248,6 +249,7 @@ pub(super) fn build(
             }
         }
         let upstream = match upstream(
+            resolve,
             &p.base_url,
             Duration::from_millis(p.connect_timeout_ms),
             Duration::from_millis(p.timeout_ms),
@@ -445,7 +447,14 @@ fn auth_headers(adapter: &Adapter, got: &dyn Fn(&str) -> Option<Secret>) -> Vec<
 }
 
 /// Parses a base URL and resolves its host once, here, so no request ever blocks on DNS.
-fn upstream(base_url: &str, connect: Duration, total: Duration) -> Result<Upstream, String> {
+/// Parses a base URL and resolves its host once, here, so no request ever blocks on DNS. Without
+/// `resolve` (offline `check`/`explain`), a host name gets an unspecified address instead.
+fn upstream(
+    resolve: bool,
+    base_url: &str,
+    connect: Duration,
+    total: Duration,
+) -> Result<Upstream, String> {
     let uri: http::Uri = base_url.parse().map_err(|e| format!("not a URL: {e}"))?;
     let tls = match uri.scheme_str() {
         Some("https") => true,
@@ -454,11 +463,16 @@ fn upstream(base_url: &str, connect: Duration, total: Duration) -> Result<Upstre
     };
     let host = uri.host().ok_or("no host")?.to_string();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let addr: SocketAddr = (host.trim_start_matches('[').trim_end_matches(']'), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} resolves to no address"))?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let literal = bare
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, port));
+    let addr: SocketAddr = match literal {
+        Some(a) => a,
+        None if !resolve => SocketAddr::from(([0, 0, 0, 0], port)),
+        None => resolve_host(bare, port, &host)?,
+    };
     let mut peer = HttpPeer::new(addr, tls, host.clone());
     peer.options.connection_timeout = Some(connect);
     peer.options.total_connection_timeout = Some(connect);
@@ -475,4 +489,12 @@ fn upstream(base_url: &str, connect: Duration, total: Duration) -> Result<Upstre
         base_path: uri.path().trim_end_matches('/').to_string(),
         base_url: base_url.to_string(),
     })
+}
+
+fn resolve_host(bare: &str, port: u16, host: &str) -> Result<SocketAddr, String> {
+    (bare, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} resolves to no address"))
 }
