@@ -10,7 +10,6 @@
 use crate::adapter::plan::VendorRequest;
 use crate::adapter::spec::PaginationStyle;
 use crate::canonical::cursor::{Cursor, Position};
-use crate::canonical::id::CallId;
 use crate::canonical::list_query::{self, ListQuery, DEFAULT_LIMIT};
 use crate::canonical::write::{CreateCall, UpdateCall};
 use crate::canonical::{ErrorCode, Operation, Problem};
@@ -141,15 +140,7 @@ fn update(
     raw_id: &str,
     body: &[u8],
 ) -> Result<Explanation, Problem> {
-    let id = CallId::parse_path_segment(raw_id)
-        .map_err(|e| Problem::field(ErrorCode::InvalidRequest, "id", e.to_string()))?;
-    let provider = rt.provider(&id.provider).cloned().ok_or_else(|| {
-        Problem::new(
-            ErrorCode::NotFound,
-            format!("no provider named {:?} (from the call id)", id.provider),
-        )
-    })?;
-    route::authorize(tenant, &provider)?;
+    let (provider, id) = route::for_call_id(rt, tenant, raw_id)?;
     let req = UpdateCall::parse(body)?;
     let params = provider.adapter.id_params(id.parts)?;
     let request = provider.adapter.plan_update(&params, &req, None)?;
@@ -296,15 +287,7 @@ fn get(
     query: Option<&str>,
 ) -> Result<Explanation, Problem> {
     list_query::parse_include(query)?;
-    let id = CallId::parse_path_segment(raw_id)
-        .map_err(|e| Problem::field(ErrorCode::InvalidRequest, "id", e.to_string()))?;
-    let provider = rt.provider(&id.provider).cloned().ok_or_else(|| {
-        Problem::new(
-            ErrorCode::NotFound,
-            format!("no provider named {:?} (from the call id)", id.provider),
-        )
-    })?;
-    route::authorize(tenant, &provider)?;
+    let (provider, id) = route::for_call_id(rt, tenant, raw_id)?;
     let params = provider.adapter.id_params(id.parts)?;
     let request = provider.adapter.plan_get(&params)?;
     let rule = format!("call id names provider {}", provider.name);

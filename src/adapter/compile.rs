@@ -757,13 +757,7 @@ fn compile_write(
             );
         }
         if let Some(p) = cx.path(&format!("{place}.path_params.{param}"), path) {
-            let field = path
-                .trim_start_matches("$.")
-                .split(['.', '['])
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            accepts.push(field);
+            accepts.push(super::template::top_field(path));
             path_params.push((param.clone(), p));
         }
     }

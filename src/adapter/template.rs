@@ -92,18 +92,23 @@ fn reference(
 ) -> Result<Reference, String> {
     let compiled =
         JsonPath::compile(path).map_err(|e| format!("JSONPath {path:?} does not compile: {e}"))?;
-    let field = path
-        .trim_start_matches("$.")
-        .split(['.', '['])
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let field = top_field(path);
     Ok(Reference {
         path: compiled,
         field,
         map,
         entries,
     })
+}
+
+/// The top-level canonical field a JSONPath into the request reads (`$.customer.fields` →
+/// `customer`).
+pub fn top_field(path: &str) -> String {
+    path.trim_start_matches("$.")
+        .split(['.', '['])
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl Template {

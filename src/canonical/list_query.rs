@@ -3,7 +3,7 @@
 //! Parsing is strict: an unknown or repeated parameter, or a value out of range, is an
 //! `invalid_request` naming the parameter, and all mistakes of one request are reported at once.
 
-use super::problem::{ErrorCode, FieldError, Problem};
+use super::problem::{FieldError, Problem};
 use super::timestamp;
 use super::{CallStatus, Channel, Direction};
 use std::hash::Hasher;
@@ -198,7 +198,7 @@ impl ListQuery {
         if errors.is_empty() {
             Ok(q)
         } else {
-            Err(invalid(errors))
+            Err(Problem::invalid(errors))
         }
     }
 
@@ -264,19 +264,8 @@ pub fn parse_include(query: Option<&str>) -> Result<bool, Problem> {
     if errors.is_empty() {
         Ok(include_raw)
     } else {
-        Err(invalid(errors))
+        Err(Problem::invalid(errors))
     }
-}
-
-fn invalid(errors: Vec<FieldError>) -> Problem {
-    let detail = errors
-        .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let mut p = Problem::new(ErrorCode::InvalidRequest, detail);
-    p.errors = errors;
-    p
 }
 
 fn non_empty(v: &str) -> Option<String> {
@@ -347,7 +336,7 @@ mod tests {
     fn reports_every_bad_parameter_by_name() {
         let p =
             ListQuery::parse(Some("limit=0&status=done&bogus=1&channel=fax&limit=5")).unwrap_err();
-        assert_eq!(p.code, ErrorCode::InvalidRequest);
+        assert_eq!(p.code, crate::canonical::ErrorCode::InvalidRequest);
         let fields: Vec<&str> = p.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["limit", "status", "bogus", "channel", "limit"]);
     }

@@ -211,6 +211,18 @@ impl Problem {
         p
     }
 
+    /// `invalid_request` listing several field mistakes at once.
+    pub fn invalid(errors: Vec<FieldError>) -> Problem {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut p = Problem::new(ErrorCode::InvalidRequest, detail);
+        p.errors = errors;
+        p
+    }
+
     pub fn with_provider(mut self, provider: &str) -> Problem {
         self.provider = Some(Box::new(ProviderFault {
             name: provider.to_string(),

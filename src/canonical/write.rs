@@ -5,7 +5,7 @@
 //! Nothing reaches a vendor before this passes. The parsed request is kept as JSON too: adapters
 //! build vendor bodies from it with JSONPath.
 
-use super::problem::{ErrorCode, FieldError, Problem};
+use super::problem::{FieldError, Problem};
 use super::{CallStatus, Channel};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -74,17 +74,6 @@ impl UpdateCall {
     }
 }
 
-fn invalid(errors: Vec<FieldError>) -> Problem {
-    let detail = errors
-        .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let mut p = Problem::new(ErrorCode::InvalidRequest, detail);
-    p.errors = errors;
-    p
-}
-
 fn field(field: &str, message: impl Into<String>) -> FieldError {
     FieldError {
         field: field.into(),
@@ -95,7 +84,10 @@ fn field(field: &str, message: impl Into<String>) -> FieldError {
 /// Parses JSON into `T`, naming the field of the first mistake.
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(invalid(vec![field("body", "a JSON object is required")]));
+        return Err(Problem::invalid(vec![field(
+            "body",
+            "a JSON object is required",
+        )]));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -121,7 +113,7 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
                 (name, message)
             }
         };
-        invalid(vec![field(&name, message)])
+        Problem::invalid(vec![field(&name, message)])
     })
 }
 
@@ -182,7 +174,7 @@ impl CreateCall {
             }
         }
         if !errors.is_empty() {
-            return Err(invalid(errors));
+            return Err(Problem::invalid(errors));
         }
         let channel = channel.unwrap_or(Channel::Call);
         // Re-read the body as JSON (it parsed above) and fill in the defaults.
@@ -217,7 +209,7 @@ impl UpdateCall {
             Some(s) => match CallStatus::parse(s).filter(|s| *s != CallStatus::Unknown) {
                 Some(st) => Some(st),
                 None => {
-                    return Err(invalid(vec![field(
+                    return Err(Problem::invalid(vec![field(
                         "status",
                         format!("unknown status {s:?}"),
                     )]))
@@ -225,13 +217,16 @@ impl UpdateCall {
             },
         };
         if b.agent_id.as_deref().is_some_and(|a| a.trim().is_empty()) {
-            return Err(invalid(vec![field("agentId", "must not be empty")]));
+            return Err(Problem::invalid(vec![field(
+                "agentId",
+                "must not be empty",
+            )]));
         }
         let mut json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         if let Some(obj) = json.as_object_mut() {
             obj.retain(|_, v| !v.is_null());
             if obj.is_empty() {
-                return Err(invalid(vec![field(
+                return Err(Problem::invalid(vec![field(
                     "body",
                     "nothing to update: give status, note, agentId or metadata",
                 )]));

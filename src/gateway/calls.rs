@@ -27,16 +27,8 @@ impl CallCx<'_> {
     pub async fn get(&self, raw_id: &str, outcome: &mut Outcome) -> Result<Answer, Problem> {
         outcome.operation = Some(Operation::GetCall);
         let include_raw = list_query::parse_include(self.req.query)?;
-        let id = CallId::parse_path_segment(raw_id)
-            .map_err(|e| Problem::field(ErrorCode::InvalidRequest, "id", e.to_string()))?;
-        let provider = self.rt.provider(&id.provider).cloned().ok_or_else(|| {
-            Problem::new(
-                ErrorCode::NotFound,
-                format!("no provider named {:?} (from the call id)", id.provider),
-            )
-        })?;
+        let (provider, id) = route::for_call_id(self.rt, self.tenant, raw_id)?;
         outcome.provider = Some(provider.name.clone());
-        route::authorize(self.tenant, &provider)?;
         let adapter = &provider.adapter;
         let canonical_id = CallId::encode(
             &provider.name,

@@ -1,6 +1,7 @@
 //! Routing: which provider serves a request (DESIGN.md, "Routing"), and whether the tenant may
 //! use it. Lists: explicit `provider` → agent rule → the tenant's default.
 
+use crate::canonical::id::CallId;
 use crate::canonical::list_query::ListQuery;
 use crate::canonical::{ErrorCode, Problem};
 use crate::config::{DefaultRoute, Provider, Runtime, Tenant};
@@ -20,6 +21,48 @@ pub fn authorize(tenant: &Tenant, provider: &Provider) -> Result<(), Problem> {
         )
         .with_provider(&provider.name))
     }
+}
+
+fn no_default(tenant: &Tenant) -> Problem {
+    Problem::field(
+        ErrorCode::InvalidRequest,
+        "provider",
+        format!(
+            "this tenant has no default route; name one of {}",
+            tenant.providers.join(", ")
+        ),
+    )
+}
+
+/// The provider named `name` (by a request parameter or body field), if the tenant may use it.
+fn named(rt: &Runtime, tenant: &Tenant, name: &str) -> Result<Arc<Provider>, Problem> {
+    let provider = rt.provider(name).cloned().ok_or_else(|| {
+        Problem::field(
+            ErrorCode::InvalidRequest,
+            "provider",
+            format!("no provider named {name:?}"),
+        )
+    })?;
+    authorize(tenant, &provider)?;
+    Ok(provider)
+}
+
+/// The provider named in a call id (as it appears in a URL path), if the tenant may use it.
+pub fn for_call_id(
+    rt: &Runtime,
+    tenant: &Tenant,
+    raw_id: &str,
+) -> Result<(Arc<Provider>, CallId), Problem> {
+    let id = CallId::parse_path_segment(raw_id)
+        .map_err(|e| Problem::field(ErrorCode::InvalidRequest, "id", e.to_string()))?;
+    let provider = rt.provider(&id.provider).cloned().ok_or_else(|| {
+        Problem::new(
+            ErrorCode::NotFound,
+            format!("no provider named {:?} (from the call id)", id.provider),
+        )
+    })?;
+    authorize(tenant, &provider)?;
+    Ok((provider, id))
 }
 
 /// The provider a list goes to.
@@ -48,27 +91,10 @@ pub fn for_list(rt: &Runtime, tenant: &Tenant, q: &ListQuery) -> Result<Arc<Prov
                     ),
                 ));
             }
-            None => {
-                return Err(Problem::field(
-                    ErrorCode::InvalidRequest,
-                    "provider",
-                    format!(
-                        "this tenant has no default route; name one of {}",
-                        tenant.providers.join(", ")
-                    ),
-                ))
-            }
+            None => return Err(no_default(tenant)),
         }
     };
-    let provider = rt.provider(name).cloned().ok_or_else(|| {
-        Problem::field(
-            ErrorCode::InvalidRequest,
-            "provider",
-            format!("no provider named {name:?}"),
-        )
-    })?;
-    authorize(tenant, &provider)?;
-    Ok(provider)
+    named(rt, tenant, name)
 }
 
 /// Why a provider was chosen (for `explain` and logs).
@@ -112,27 +138,10 @@ pub fn for_create(
                 };
                 (pick(split, bucket), Rule::Split(bucket))
             }
-            None => {
-                return Err(Problem::field(
-                    ErrorCode::InvalidRequest,
-                    "provider",
-                    format!(
-                        "this tenant has no default route; name one of {}",
-                        tenant.providers.join(", ")
-                    ),
-                ))
-            }
+            None => return Err(no_default(tenant)),
         }
     };
-    let provider = rt.provider(&name).cloned().ok_or_else(|| {
-        Problem::field(
-            ErrorCode::InvalidRequest,
-            "provider",
-            format!("no provider named {name:?}"),
-        )
-    })?;
-    authorize(tenant, &provider)?;
-    Ok((provider, rule))
+    Ok((named(rt, tenant, &name)?, rule))
 }
 
 /// The provider whose cumulative weight range holds `bucket` (weights sum to 100).

@@ -12,7 +12,6 @@ use crate::adapter::normalize::Context;
 use crate::adapter::plan::VendorRequest;
 use crate::adapter::rules::Params;
 use crate::adapter::WriteOperation;
-use crate::canonical::id::CallId;
 use crate::canonical::write::{CreateCall, UpdateCall};
 use crate::canonical::{ErrorCode, Operation, Problem};
 use crate::config::Provider;
@@ -46,16 +45,8 @@ impl CallCx<'_> {
 
     pub async fn update(&self, raw_id: &str, outcome: &mut Outcome) -> Result<Answer, Problem> {
         outcome.operation = Some(Operation::UpdateCall);
-        let id = CallId::parse_path_segment(raw_id)
-            .map_err(|e| Problem::field(ErrorCode::InvalidRequest, "id", e.to_string()))?;
-        let provider = self.rt.provider(&id.provider).cloned().ok_or_else(|| {
-            Problem::new(
-                ErrorCode::NotFound,
-                format!("no provider named {:?} (from the call id)", id.provider),
-            )
-        })?;
+        let (provider, id) = route::for_call_id(self.rt, self.tenant, raw_id)?;
         outcome.provider = Some(provider.name.clone());
-        route::authorize(self.tenant, &provider)?;
         let req = UpdateCall::parse(self.req.body.unwrap_or_default())?;
         let params = provider.adapter.id_params(id.parts)?;
         let request = provider
