@@ -3,25 +3,25 @@
 //! resolves, enum targets are canonical values, and every documented vendor status is mapped.
 //! All problems of a file are reported together, each with its place.
 
+use super::compile_ops::{compile_get, compile_list, compile_write, template, WRITE_PARAMS};
 use super::fields::{AttachmentField, CallField, EnumKind, Kind, MessageField};
 use super::path::JsonPath;
 use super::rules::{Alternative, Condition, EnumMap, EnumRule, Rule, Source, Test, Transform};
 use super::spec::*;
 use super::*;
-use crate::canonical::list_query::FilterName;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-struct Ctx {
-    file: String,
-    errors: Vec<AdapterError>,
-    maps: BTreeMap<String, Arc<EnumMap>>,
+pub(super) struct Ctx {
+    pub(super) file: String,
+    pub(super) errors: Vec<AdapterError>,
+    pub(super) maps: BTreeMap<String, Arc<EnumMap>>,
     /// Placeholders of every operation path: what `param` sources may name.
-    params: Vec<String>,
+    pub(super) params: Vec<String>,
 }
 
 impl Ctx {
-    fn err(&mut self, place: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn err(&mut self, place: impl Into<String>, reason: impl Into<String>) {
         self.errors.push(AdapterError {
             file: self.file.clone(),
             place: place.into(),
@@ -29,7 +29,7 @@ impl Ctx {
         });
     }
 
-    fn path(&mut self, place: &str, source: &str) -> Option<JsonPath> {
+    pub(super) fn path(&mut self, place: &str, source: &str) -> Option<JsonPath> {
         match JsonPath::compile(source) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -39,7 +39,7 @@ impl Ctx {
         }
     }
 
-    fn paths(&mut self, place: &str, spec: Option<&PathsSpec>) -> Vec<JsonPath> {
+    pub(super) fn paths(&mut self, place: &str, spec: Option<&PathsSpec>) -> Vec<JsonPath> {
         spec.map(|s| s.to_vec())
             .unwrap_or_default()
             .iter()
@@ -191,183 +191,6 @@ fn compile_auth(cx: &mut Ctx, spec: &AuthSpec) -> Auth {
             .map(|(h, c)| (h.clone(), c.clone()))
             .collect(),
     }
-}
-
-fn template(cx: &mut Ctx, place: &str, path: &str) -> Option<PathTemplate> {
-    if !path.starts_with('/') {
-        cx.err(place, "must start with '/'");
-        return None;
-    }
-    let mut pieces = Vec::new();
-    let mut rest = path;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}').map(|c| c + open) else {
-            cx.err(place, "unclosed '{'");
-            return None;
-        };
-        if open > 0 {
-            pieces.push(PathPiece::Literal(rest[..open].to_string()));
-        }
-        let name = &rest[open + 1..close];
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            cx.err(
-                place,
-                format!("placeholder {{{name}}} must be letters, digits or '_'"),
-            );
-            return None;
-        }
-        pieces.push(PathPiece::Param(name.to_string()));
-        rest = &rest[close + 1..];
-    }
-    if !rest.is_empty() {
-        pieces.push(PathPiece::Literal(rest.to_string()));
-    }
-    Some(PathTemplate { pieces })
-}
-
-fn endpoint(cx: &mut Ctx, name: &str, op: &OperationSpec) -> Option<Endpoint> {
-    let method = op.method.to_ascii_uppercase();
-    if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
-        cx.err(
-            format!("operations.{name}.method"),
-            format!("unknown HTTP method {:?}", op.method),
-        );
-    }
-    let path = template(cx, &format!("operations.{name}.path"), &op.path)?;
-    Some(Endpoint {
-        method,
-        path,
-        query: op
-            .query
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    })
-}
-
-fn compile_get(cx: &mut Ctx, op: &OperationSpec) -> Option<GetOperation> {
-    let endpoint = endpoint(cx, "get_call", op)?;
-    let item = cx.paths("operations.get_call.item", op.item.as_ref());
-    if op.item.is_none() {
-        cx.err(
-            "operations.get_call.item",
-            "required: where the call object sits in the answer (\"$\" for the whole body)",
-        );
-    }
-    Some(GetOperation { endpoint, item })
-}
-
-fn compile_list(cx: &mut Ctx, op: &OperationSpec) -> Option<ListOperation> {
-    let endpoint = endpoint(cx, "list_calls", op)?;
-    if op.items.is_none() {
-        cx.err(
-            "operations.list_calls.items",
-            "required: where the call objects sit in the answer",
-        );
-    }
-    let items = cx.paths("operations.list_calls.items", op.items.as_ref());
-    let pagination = match &op.pagination {
-        None => {
-            cx.err(
-                "operations.list_calls.pagination",
-                "required (style = \"none\" or \"page\")",
-            );
-            return None;
-        }
-        Some(p) => {
-            let place = "operations.list_calls.pagination";
-            if p.style == PaginationStyle::Page
-                && (p.page_param.is_none() || p.size_param.is_none())
-            {
-                cx.err(place, "style \"page\" needs page_param and size_param");
-            }
-            Pagination {
-                style: p.style,
-                page_param: p.page_param.clone().unwrap_or_default(),
-                size_param: p.size_param.clone().unwrap_or_default(),
-                first_page: p.first_page,
-                max_size: p.max_size.unwrap_or(100).clamp(1, 100),
-                has_next: cx.paths(&format!("{place}.has_next"), p.has_next.as_ref()),
-                total: cx.paths(&format!("{place}.total"), p.total.as_ref()),
-                total_pages: cx.paths(&format!("{place}.total_pages"), p.total_pages.as_ref()),
-            }
-        }
-    };
-    let path_params: Vec<String> = endpoint.path.params().map(str::to_string).collect();
-    let mut filters = Vec::new();
-    for (name, spec) in &op.filters {
-        let place = format!("operations.list_calls.filters.{name}");
-        let Some(filter) = FilterName::parse(name) else {
-            cx.err(
-                place,
-                "unknown canonical filter (known: agentId, status, channel, direction, from, to)",
-            );
-            continue;
-        };
-        let table = match spec {
-            FilterSpec::Word(w) if w == "local" => FilterTable {
-                local: true,
-                ..Default::default()
-            },
-            FilterSpec::Word(w) => {
-                cx.err(
-                    place,
-                    format!("{w:?} is not a filter rule; write \"local\" or a table"),
-                );
-                continue;
-            }
-            FilterSpec::Table(t) => FilterTable {
-                query: t.query.clone(),
-                path_param: t.path_param.clone(),
-                format: t.format,
-                local: t.local,
-            },
-        };
-        if table.query.is_none() && table.path_param.is_none() && !table.local {
-            cx.err(
-                &place,
-                "does nothing: give query, path_param or local = true",
-            );
-        }
-        if let Some(pp) = &table.path_param {
-            if !path_params.contains(pp) {
-                cx.err(
-                    &place,
-                    format!("path_param {pp:?} is not a placeholder of operations.list_calls.path"),
-                );
-            }
-        }
-        let format = table.format.unwrap_or(FilterFormat::Value);
-        if format == FilterFormat::Date && !matches!(filter, FilterName::From | FilterName::To) {
-            cx.err(&place, "format \"date\" applies only to from and to");
-        }
-        filters.push((
-            filter,
-            FilterRule {
-                query: table.query,
-                path_param: table.path_param,
-                format,
-                local: table.local,
-            },
-        ));
-    }
-    for pp in &path_params {
-        if !filters
-            .iter()
-            .any(|(_, f)| f.path_param.as_deref() == Some(pp.as_str()))
-        {
-            cx.err(
-                "operations.list_calls.path",
-                format!("placeholder {{{pp}}} is not filled by any filter's path_param"),
-            );
-        }
-    }
-    Some(ListOperation {
-        endpoint,
-        items,
-        pagination,
-        filters,
-    })
 }
 
 fn compile_map(cx: &mut Ctx, name: &str, spec: &EnumMapSpec) -> EnumMap {
@@ -571,7 +394,7 @@ fn flatten(spec: &RuleSpec) -> Vec<RuleTable> {
     }
 }
 
-fn compile_call_fields(
+pub(super) fn compile_call_fields(
     cx: &mut Ctx,
     specs: &BTreeMap<String, RuleSpec>,
     section: &str,
@@ -714,116 +537,4 @@ fn check_statuses(cx: &mut Ctx, spec: &AdapterSpec, call: &CallMapping) {
             format!("documented status(es) not mapped: {}", unmapped.join(", ")),
         );
     }
-}
-
-/// Request values a write's answer rules may read with `param` (besides path placeholders).
-pub const WRITE_PARAMS: [&str; 6] = ["request_id", "to", "from", "agent_id", "test", "channel"];
-
-/// Canonical request fields of writes that templates and `require` may name.
-const CREATE_FIELDS: [&str; 10] = [
-    "provider",
-    "agentId",
-    "channel",
-    "to",
-    "from",
-    "customer",
-    "skillId",
-    "agentOverride",
-    "metadata",
-    "test",
-];
-const UPDATE_FIELDS: [&str; 4] = ["status", "note", "agentId", "metadata"];
-
-fn compile_write(
-    cx: &mut Ctx,
-    name: &str,
-    op: &OperationSpec,
-    spec: &AdapterSpec,
-) -> Option<WriteOperation> {
-    let endpoint = endpoint(cx, name, op)?;
-    let place = format!("operations.{name}");
-    let known: &[&str] = if name == "create_call" {
-        &CREATE_FIELDS
-    } else {
-        &UPDATE_FIELDS
-    };
-    let mut accepts = Vec::new();
-    let mut path_params = Vec::new();
-    for (param, path) in &op.path_params {
-        if !endpoint.path.params().any(|p| p == param) {
-            cx.err(
-                format!("{place}.path_params.{param}"),
-                "not a placeholder of the path",
-            );
-        }
-        if let Some(p) = cx.path(&format!("{place}.path_params.{param}"), path) {
-            accepts.push(super::template::top_field(path));
-            path_params.push((param.clone(), p));
-        }
-    }
-    if name == "create_call" {
-        for p in endpoint.path.params() {
-            if !op.path_params.contains_key(p) {
-                cx.err(
-                    format!("{place}.path"),
-                    format!("placeholder {{{p}}} is not filled by path_params"),
-                );
-            }
-        }
-    }
-    let body = match &op.body {
-        None => None,
-        Some(b) => match super::template::compile(b, &spec.outbound_maps) {
-            Ok(t) => {
-                t.fields(&mut accepts);
-                Some(t)
-            }
-            Err(e) => {
-                cx.err(format!("{place}.body"), e);
-                None
-            }
-        },
-    };
-    for f in accepts.iter().chain(op.require.iter()) {
-        if !known.contains(&f.as_str()) {
-            cx.err(
-                place.clone(),
-                format!(
-                    "{f:?} is not a field of the canonical request (known: {})",
-                    known.join(", ")
-                ),
-            );
-        }
-    }
-    if let Some(channels) = &op.channels {
-        for c in channels {
-            if crate::canonical::Channel::parse(c).is_none() {
-                cx.err(
-                    format!("{place}.channels"),
-                    format!("{c:?} is not a canonical channel"),
-                );
-            }
-        }
-    }
-    if op.item.is_none() {
-        cx.err(
-            format!("{place}.item"),
-            "required: where the call sits in the answer (\"$\" for the whole body)",
-        );
-    }
-    let item = cx.paths(&format!("{place}.item"), op.item.as_ref());
-    let mut merged = spec.fields.clone();
-    merged.extend(op.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let call = compile_call_fields(cx, &merged, &format!("{place}.fields"));
-    Some(WriteOperation {
-        endpoint,
-        path_params,
-        body,
-        item,
-        idempotency_header: op.idempotency_header.clone(),
-        require: op.require.clone(),
-        channels: op.channels.clone(),
-        accepts,
-        call,
-    })
 }

@@ -5,6 +5,7 @@
 //! ([`normalize`]) are pure functions over the compiled adapter, tested without a network.
 
 mod compile;
+mod compile_ops;
 pub mod fields;
 pub mod listing;
 pub mod normalize;
