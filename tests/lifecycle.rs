@@ -325,7 +325,12 @@ fn a_binary_upgrade_refuses_no_connection() {
     std::thread::sleep(Duration::from_millis(500));
     let stats = finish_load(load, &stop);
     assert!(stats["requests"].as_u64().unwrap() > 20, "{stats}");
+    assert_eq!(stats["refused"], 0, "no connection refused: {stats}");
+    // A connection taken at the very instant of the hand-over may close before answering; the
+    // client's one retry of an idempotent request (RFC 9110, 9.2.2) then succeeds.
     assert_eq!(stats["failures"], 0, "{stats}");
+    assert!(stats["retried"].as_u64().unwrap() <= 5, "{stats}");
+    eprintln!("upgrade under load: {stats}");
     assert_eq!(s.default_provider(), "zudu", "the new process serves");
     drop(new);
 }

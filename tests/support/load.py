@@ -13,8 +13,18 @@ close = "--close" in sys.argv
 u = urllib.parse.urlsplit(url)
 path = u.path + ("?" + u.query if u.query else "")
 lock = threading.Lock()
-stats = {"requests": 0, "failures": 0, "statuses": {}, "errors": []}
+stats = {"requests": 0, "failures": 0, "refused": 0, "retried": 0, "statuses": {}, "errors": []}
 deadline = time.time() + limit
+
+
+def get(conn):
+    headers = {"Authorization": "Bearer " + key}
+    if close:
+        headers["Connection"] = "close"
+    conn.request("GET", path, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    return resp
 
 
 def worker():
@@ -23,12 +33,16 @@ def worker():
         try:
             if conn is None:
                 conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
-            headers = {"Authorization": "Bearer " + key}
-            if close:
-                headers["Connection"] = "close"
-            conn.request("GET", path, headers=headers)
-            resp = conn.getresponse()
-            resp.read()
+            try:
+                resp = get(conn)
+            except (http.client.RemoteDisconnected, ConnectionResetError):
+                # The connection closed before any answer: a client may resend an idempotent
+                # request (RFC 9110, 9.2.2), once, on a new connection.
+                with lock:
+                    stats["retried"] += 1
+                conn.close()
+                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+                resp = get(conn)
             with lock:
                 stats["requests"] += 1
                 stats["statuses"][str(resp.status)] = stats["statuses"].get(str(resp.status), 0) + 1
@@ -41,6 +55,8 @@ def worker():
             with lock:
                 stats["requests"] += 1
                 stats["failures"] += 1
+                if isinstance(e, ConnectionRefusedError):
+                    stats["refused"] += 1
                 if len(stats["errors"]) < 5:
                     stats["errors"].append(repr(e))
             if conn is not None:
