@@ -132,12 +132,15 @@ impl Gateway {
             req,
         };
         match (req.method, &segments[1..]) {
-            ("GET", ["providers"]) => Ok(providers::list(
-                rt,
-                &tenant,
-                &self.health,
-                std::mem::take(outcome),
-            )),
+            ("GET", ["providers"]) => {
+                outcome.operation = Some(crate::canonical::Operation::ListProviders);
+                Ok(providers::list(
+                    rt,
+                    &tenant,
+                    &self.health,
+                    std::mem::take(outcome),
+                ))
+            }
             ("GET", ["calls"]) => cx.list(outcome).await,
             ("GET", ["calls", id]) if !id.is_empty() => cx.get(id, outcome).await,
             ("POST", ["calls"]) => cx.create(outcome).await,
