@@ -152,6 +152,15 @@ fn crafted_cursors_are_refused_or_end_cleanly() {
         h.get(&format!("/v1/calls?{base}&cursor={junk}"))
             .problem(400, "invalid_cursor");
     }
+    // Client time bounds at the edge of what can be written in UTC.
+    for bound in [
+        "from=9999-12-31T23:59:59-01:00",
+        "to=9999-12-31T23:59:59-01:00",
+        "from=0000-01-01T00:00:00%2B01:00",
+    ] {
+        let r = h.get(&format!("/v1/calls?provider=zudu&{bound}"));
+        assert!(matches!(r.status, 200 | 400), "{bound}: {}", r.text);
+    }
     // Odd ids.
     for id in [
         "zudu:%FF",

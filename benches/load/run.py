@@ -110,7 +110,8 @@ def oha(args, url, headers, seconds, conc, rate=None, regex=False):
     codes = j.get("statusCodeDistribution", {})
     ok = sum(n for c, n in codes.items() if str(c).startswith("2"))
     total = sum(codes.values())
-    errors = sum(j.get("errorDistribution", {}).values())
+    # Requests still in flight when -z ends are reported as "aborted due to deadline": not errors.
+    errors = sum(n for e, n in j.get("errorDistribution", {}).items() if "deadline" not in e)
     pct = j.get("latencyPercentiles", {})
     return {
         "rps": ok / seconds if seconds else 0.0,
@@ -218,8 +219,8 @@ http {{
     return path
 
 
-def start_callgate(procs, args, workdir, cache):
-    env = dict(os.environ, **VENDOR_ENV)
+def start_callgate(procs, args, workdir, cache, extra_env=None):
+    env = dict(os.environ, **VENDOR_ENV, **(extra_env or {}))
     env["CALLGATE__CACHE__ENABLED"] = "true" if cache else "false"
     env.pop("RUST_LOG", None)
     p = procs.start(
@@ -277,6 +278,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", 32)))
     ap.add_argument("--rss-seconds", type=float, default=float(os.environ.get("BENCH_RSS_SECONDS", 150)))
     ap.add_argument("--smoke", action="store_true", help="1 s per run, one endpoint, no long runs")
+    ap.add_argument("--memory-only", action="store_true", help="only the peak-RSS run")
     ap.add_argument("--markdown", help="also write the results as markdown to this file")
     args = ap.parse_args()
     secs = 1 if args.smoke else args.seconds
@@ -306,77 +308,89 @@ def main():
         for v in SIM:
             wait_for_port(NGINX[v])
 
-        cg = start_callgate(procs, args, workdir, cache=False)
-        eps = discover(vendors, agents)
-        if args.smoke:
-            eps = [e for e in eps if e["op"] == "get"]
-        res = {}
-        gw = {"Authorization": f"Bearer {KEY}"}
-
-        def run(mode, e, url, headers):
-            r = oha(args, url, headers, secs, args.concurrency)
-            if r["bad"]:
-                log(f"  warning: {mode} {e['vendor']} {e['op']}: {r['bad']} non-2xx/errors {r['codes']}")
-            res[(mode, e["vendor"], e["op"])] = r
-            log(f"  {mode} {e['vendor']:<8} {e['op']:<4} {r['rps']:>9.0f} req/s  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms")
-            clear_journals()
-
-        log(f"A/B/C: {secs}s each at concurrency {args.concurrency}")
-        for e in eps:
-            run("A", e, f"http://127.0.0.1:{SIM[e['vendor']]}{e['vpath']}", e["vheaders"])
-            run("B", e, f"http://127.0.0.1:{NGINX[e['vendor']]}{e['vpath']}", e["vheaders"])
-        before = overhead_buckets()
-        for e in eps:
-            run("C", e, API + e["path"], gw)
-        hist_c = delta(overhead_buckets(), before)
-
-        # 50% of C's peak, fixed rate: callgate's own overhead p50/p99 (target ≤ 100 µs / 1 ms).
-        half = []
-        for e in eps if not args.smoke else []:
-            rate = max(1, int(res[("C", e["vendor"], e["op"])]["rps"] / 2))
-            before = overhead_buckets()
-            r = oha(args, API + e["path"], gw, secs, args.concurrency, rate=rate)
-            h = delta(overhead_buckets(), before)
-            half.append((e, rate, r, quantile(h, 0.5), quantile(h, 0.99)))
-            log(f"  C@50% {e['vendor']:<8} {e['op']:<4} {rate} req/s: overhead p50 {fmt_s(quantile(h, .5))} p99 {fmt_s(quantile(h, .99))}")
-            clear_journals()
-        procs.stop(cg)
-
-        cg = start_callgate(procs, args, workdir, cache=True)
-        for e in eps:
-            _, hdrs, _ = http(API + e["path"], gw)
-            _, hdrs, _ = http(API + e["path"], gw)
-            status = {k.lower(): v for k, v in hdrs.items()}.get("cache-status", "")
-            if "hit" not in status:
-                log(f"  warning: {e['vendor']} {e['op']} second read was not a hit: {status!r}")
-            run("D", e, API + e["path"], gw)
-        procs.stop(cg)
-
-        # Peak RSS over a long run with the cache bounded at 64 MiB: zudu 100-call pages with
-        # ~3600 distinct `from` filters (≈150 KB each: far more than the bound), so the cache
-        # fills, evicts and keeps weighing.
-        mem = None
-        if not args.smoke:
-            cg = start_callgate(procs, args, workdir, cache=True)
-            base = rss(cg.pid)
-            url = API + r"/v1/calls\?provider=zudu&limit=100&from=2020-01-01T00:[0-5][0-9]:[0-5][0-9]Z"
-            t = time.time()
-            r = oha(args, url, gw, int(args.rss_seconds), args.concurrency, regex=True)
-            took = time.time() - t
-            after = rss(cg.pid)
-            _, _, m = http(ADMIN + "/metrics")
-            cache_bytes = next(
-                (float(l.split()[-1]) for l in m.decode().splitlines() if l.startswith("callgate_cache_bytes ")),
-                None,
-            )
-            mem = {"base": base, "after": after, "requests": r["ok"] + r["bad"], "ok": r["ok"], "secs": took, "cache_bytes": cache_bytes, "rps": r["rps"]}
-            procs.stop(cg)
-        report(args, secs, eps, res, hist_c, half, mem, md)
+        if args.memory_only:
+            mem = memory_run(procs, args, workdir)
+            report(args, secs, [], {}, {}, [], mem, md)
+        else:
+            run_all(args, procs, workdir, secs, vendors, agents, md)
     finally:
         procs.stop_all()
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write("\n".join(md) + "\n")
+
+
+def run_all(args, procs, workdir, secs, vendors, agents, md):
+    cg = start_callgate(procs, args, workdir, cache=False)
+    eps = discover(vendors, agents)
+    if args.smoke:
+        eps = [e for e in eps if e["op"] == "get"]
+    res = {}
+    gw = {"Authorization": f"Bearer {KEY}"}
+
+    def run(mode, e, url, headers):
+        r = oha(args, url, headers, secs, args.concurrency)
+        if r["bad"]:
+            log(f"  warning: {mode} {e['vendor']} {e['op']}: {r['bad']} non-2xx/errors {r['codes']}")
+        res[(mode, e["vendor"], e["op"])] = r
+        log(f"  {mode} {e['vendor']:<8} {e['op']:<4} {r['rps']:>9.0f} req/s  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms")
+        clear_journals()
+
+    log(f"A/B/C: {secs}s each at concurrency {args.concurrency}")
+    for e in eps:
+        run("A", e, f"http://127.0.0.1:{SIM[e['vendor']]}{e['vpath']}", e["vheaders"])
+        run("B", e, f"http://127.0.0.1:{NGINX[e['vendor']]}{e['vpath']}", e["vheaders"])
+    before = overhead_buckets()
+    for e in eps:
+        run("C", e, API + e["path"], gw)
+    hist_c = delta(overhead_buckets(), before)
+
+    # 50% of C's peak, fixed rate: callgate's own overhead p50/p99 (target ≤ 100 µs / 1 ms).
+    half = []
+    for e in eps if not args.smoke else []:
+        rate = max(1, int(res[("C", e["vendor"], e["op"])]["rps"] / 2))
+        before = overhead_buckets()
+        r = oha(args, API + e["path"], gw, secs, args.concurrency, rate=rate)
+        h = delta(overhead_buckets(), before)
+        half.append((e, rate, r, quantile(h, 0.5), quantile(h, 0.99)))
+        log(f"  C@50% {e['vendor']:<8} {e['op']:<4} {rate} req/s: overhead p50 {fmt_s(quantile(h, .5))} p99 {fmt_s(quantile(h, .99))}")
+        clear_journals()
+    procs.stop(cg)
+
+    cg = start_callgate(procs, args, workdir, cache=True)
+    for e in eps:
+        _, hdrs, _ = http(API + e["path"], gw)
+        _, hdrs, _ = http(API + e["path"], gw)
+        status = {k.lower(): v for k, v in hdrs.items()}.get("cache-status", "")
+        if "hit" not in status:
+            log(f"  warning: {e['vendor']} {e['op']} second read was not a hit: {status!r}")
+        run("D", e, API + e["path"], gw)
+    procs.stop(cg)
+
+    mem = None if args.smoke else memory_run(procs, args, workdir)
+    report(args, secs, eps, res, hist_c, half, mem, md)
+
+
+def memory_run(procs, args, workdir):
+    """Peak RSS (VmHWM) over a long run with the cache bounded at 64 MiB: zudu 20-call pages
+    under 3600 distinct `from` filters (≈30 KB each, ≈100 MiB in all: more than the bound), with
+    TTLs long enough that the cache fills to its bound and evicts by weight, not by time."""
+    gw = {"Authorization": f"Bearer {KEY}"}
+    ttl = {"CALLGATE__CACHE__LIST_TTL_MS": "3600000", "CALLGATE__CACHE__LIVE_CALL_TTL_MS": "3600000"}
+    cg = start_callgate(procs, args, workdir, cache=True, extra_env=ttl)
+    base = rss(cg.pid)
+    url = API + r"/v1/calls\?provider=zudu&limit=20&from=2020-01-01T00:[0-5][0-9]:[0-5][0-9]Z"
+    t = time.time()
+    r = oha(args, url, gw, int(args.rss_seconds), args.concurrency, regex=True)
+    took = time.time() - t
+    after = rss(cg.pid)
+    _, _, m = http(ADMIN + "/metrics")
+    cache_bytes = next(
+        (float(l.split()[-1]) for l in m.decode().splitlines() if l.startswith("callgate_cache_bytes ")),
+        None,
+    )
+    procs.stop(cg)
+    return {"base": base, "after": after, "requests": r["ok"] + r["bad"], "ok": r["ok"], "secs": took, "cache_bytes": cache_bytes, "rps": r["rps"]}
 
 
 def wait_for_port(port, timeout=15):
@@ -402,24 +416,25 @@ def report(args, secs, eps, res, hist_c, half, mem, md):
         md.append(line)
 
     out(f"callgate load bench: {os.cpu_count()} cores, concurrency {args.concurrency}, {secs} s per run, loopback, simulator latency 0")
-    out()
-    out("| endpoint | A sim req/s | B nginx req/s | C callgate req/s | D cache-hit req/s | A p50/p99 ms | B p50/p99 ms | C p50/p99 ms | D p50/p99 ms | C/A | C/B | D/A |")
-    out("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for e in eps:
-        k = lambda m: res[(m, e["vendor"], e["op"])]
-        a, b, c, d = k("A"), k("B"), k("C"), k("D")
-        name = f"{e['vendor']} {'list ?limit=20' if e['op'] == 'list' else 'get {id}'}"
-        lat = lambda r: f"{r['p50']:.2f} / {r['p99']:.2f}"
-        ratio = lambda x, y: f"{x['rps'] / y['rps']:.2f}" if y["rps"] else "n/a"
+    if eps:
+        out()
+        out("| endpoint | A sim req/s | B nginx req/s | C callgate req/s | D cache-hit req/s | A p50/p99 ms | B p50/p99 ms | C p50/p99 ms | D p50/p99 ms | C/A | C/B | D/A |")
+        out("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for e in eps:
+            k = lambda m: res[(m, e["vendor"], e["op"])]
+            a, b, c, d = k("A"), k("B"), k("C"), k("D")
+            name = f"{e['vendor']} {'list ?limit=20' if e['op'] == 'list' else 'get {id}'}"
+            lat = lambda r: f"{r['p50']:.2f} / {r['p99']:.2f}"
+            ratio = lambda x, y: f"{x['rps'] / y['rps']:.2f}" if y["rps"] else "n/a"
+            out(
+                f"| {name} | {a['rps']:.0f} | {b['rps']:.0f} | {c['rps']:.0f} | {d['rps']:.0f} | {lat(a)} | {lat(b)} | {lat(c)} | {lat(d)} | {ratio(c, a)} | {ratio(c, b)} | {ratio(d, a)} |"
+            )
+        out()
         out(
-            f"| {name} | {a['rps']:.0f} | {b['rps']:.0f} | {c['rps']:.0f} | {d['rps']:.0f} | {lat(a)} | {lat(b)} | {lat(c)} | {lat(d)} | {ratio(c, a)} | {ratio(c, b)} | {ratio(d, a)} |"
+            "callgate overhead (callgate_overhead_duration_seconds, all C runs, quantiles estimated from "
+            f"buckets): p50 {fmt_s(quantile(hist_c, .5))}, p90 {fmt_s(quantile(hist_c, .9))}, p99 {fmt_s(quantile(hist_c, .99))}"
         )
-    out()
-    out(
-        "callgate overhead (callgate_overhead_duration_seconds, all C runs, quantiles estimated from "
-        f"buckets): p50 {fmt_s(quantile(hist_c, .5))}, p90 {fmt_s(quantile(hist_c, .9))}, p99 {fmt_s(quantile(hist_c, .99))}"
-    )
-    out(f"histogram: {fmt_hist(hist_c)}")
+        out(f"histogram: {fmt_hist(hist_c)}")
     if half:
         out()
         out("| at 50% of C's peak | rate req/s | achieved req/s | end-to-end p50/p99 ms | overhead p50 | overhead p99 |")

@@ -17,8 +17,13 @@ if [ -z "$OHA" ]; then
   OHA="$TARGET/bench-tools/bin/oha"
   if [ ! -x "$OHA" ]; then
     echo "installing oha (load generator, crates.io) into $TARGET/bench-tools" >&2
-    # Plain HTTP on loopback only: no TLS stack to build.
-    $CARGO install oha --locked --no-default-features --root "$TARGET/bench-tools" >&2
+    # oha needs one TLS stack to build: the system OpenSSL (Debian libssl-dev) builds in seconds
+    # where the default (aws-lc) takes minutes. The bench itself is plain HTTP on loopback.
+    if ! pkg-config --exists openssl 2>/dev/null; then
+      $SUDO apt-get update -qq
+      $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libssl-dev pkg-config >/dev/null
+    fi
+    $CARGO install oha --locked --no-default-features --features native-tls --root "$TARGET/bench-tools" >&2
   fi
 fi
 

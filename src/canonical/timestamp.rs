@@ -5,9 +5,13 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-/// Formats an instant the canonical way.
+/// Formats an instant the canonical way. An instant whose UTC date would fall past year 9999
+/// (e.g. `9999-12-31T23:59:59-01:00`) cannot be written in UTC; it keeps its own offset
+/// (RFC 3339) instead of panicking.
 pub fn format(instant: OffsetDateTime) -> String {
-    let utc = instant.to_offset(UtcOffset::UTC);
+    let Some(utc) = instant.checked_to_offset(UtcOffset::UTC) else {
+        return instant.format(&Rfc3339).unwrap_or_default();
+    };
     let fmt =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     utc.format(fmt).unwrap_or_default()
@@ -56,6 +60,12 @@ mod tests {
             format(from_epoch_millis(1703097600000).unwrap()),
             "2023-12-20T18:40:00.000Z"
         );
+    }
+
+    #[test]
+    fn the_end_of_time_does_not_panic() {
+        let t = parse_datetime("9999-12-31T23:59:59-01:00").unwrap();
+        assert_eq!(format(t), "9999-12-31T23:59:59-01:00");
     }
 
     #[test]
