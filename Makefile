@@ -13,6 +13,7 @@ demo: deps build
 ## The whole test suite: formatting, lints, unit, integration and simulator tests, OpenAPI validity.
 test: deps test-deps lint openapi-check deploy-check
 	$(CARGO) test --workspace --all-targets
+	$(MAKE) bench-quick
 
 deps:
 	@command -v cmake >/dev/null 2>&1 || { \
