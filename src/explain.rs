@@ -9,7 +9,7 @@
 
 use crate::adapter::plan::VendorRequest;
 use crate::adapter::spec::PaginationStyle;
-use crate::canonical::cursor::{Cursor, Position};
+use crate::canonical::cursor::Position;
 use crate::canonical::list_query::{self, ListQuery, DEFAULT_LIMIT};
 use crate::canonical::write::{CreateCall, UpdateCall};
 use crate::canonical::{ErrorCode, Operation, Problem};
@@ -197,7 +197,14 @@ fn tenant(rt: &Runtime, key: Option<&str>) -> Result<Arc<Tenant>, Problem> {
 fn list(rt: &Runtime, tenant: &Tenant, query: Option<&str>) -> Result<Explanation, Problem> {
     let q = ListQuery::parse(query)?;
     let (provider, at, rule) = match &q.cursor {
-        Some(raw) => resume(rt, tenant, raw, &q)?,
+        Some(raw) => {
+            let (provider, at) = route::for_cursor(rt, tenant, raw, &q)?;
+            let rule = format!(
+                "cursor names provider {} (offset {})",
+                at.provider, at.offset
+            );
+            (provider, at, rule)
+        }
         None => {
             let provider = route::for_list(rt, tenant, &q)?;
             let rule = list_rule(tenant, &q, &provider);
@@ -235,49 +242,6 @@ fn list_rule(tenant: &Tenant, q: &ListQuery, provider: &Provider) -> String {
         Some((agent, p)) if *p == provider.name => format!("agent rule agentId={agent} → {p}"),
         _ => "tenant default".into(),
     }
-}
-
-/// A list page after the first: the cursor names the provider and the position.
-fn resume(
-    rt: &Runtime,
-    tenant: &Tenant,
-    raw: &str,
-    q: &ListQuery,
-) -> Result<(Arc<Provider>, Position, String), Problem> {
-    let cursor = Cursor::decode(raw, q.fingerprint())
-        .map_err(|e| Problem::field(ErrorCode::InvalidCursor, "cursor", e.to_string()))?;
-    let at = cursor.positions.into_iter().next().ok_or_else(|| {
-        Problem::field(
-            ErrorCode::InvalidCursor,
-            "cursor",
-            "the cursor holds no position",
-        )
-    })?;
-    let provider = rt.provider(&at.provider).cloned().ok_or_else(|| {
-        Problem::field(
-            ErrorCode::InvalidCursor,
-            "cursor",
-            format!("provider {:?} is no longer configured", at.provider),
-        )
-    })?;
-    route::authorize(tenant, &provider)?;
-    if let Some(limit) = q.limit {
-        if provider.adapter.page_size(limit) != at.size {
-            return Err(Problem::field(
-                ErrorCode::InvalidRequest,
-                "limit",
-                format!(
-                    "a cursor walk keeps the page size it started with ({}); omit limit or pass {}",
-                    at.size, at.size
-                ),
-            ));
-        }
-    }
-    let rule = format!(
-        "cursor names provider {} (offset {})",
-        at.provider, at.offset
-    );
-    Ok((provider, at, rule))
 }
 
 fn get(

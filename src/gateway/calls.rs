@@ -14,7 +14,6 @@ use crate::canonical::id::CallId;
 use crate::canonical::list_query::{self, ListQuery, DEFAULT_LIMIT};
 use crate::canonical::{ErrorCode, Operation, Problem};
 use crate::config::{Provider, Runtime, Tenant};
-use std::sync::Arc;
 
 pub(super) struct CallCx<'a> {
     pub gateway: &'a Gateway,
@@ -75,7 +74,7 @@ impl CallCx<'_> {
         let q = ListQuery::parse(self.req.query)?;
         let fingerprint = q.fingerprint();
         let (provider, at) = match &q.cursor {
-            Some(raw) => self.resume(raw, &q, fingerprint)?,
+            Some(raw) => route::for_cursor(self.rt, self.tenant, raw, &q)?,
             None => {
                 let provider = route::for_list(self.rt, self.tenant, &q)?;
                 let size = provider.adapter.page_size(q.limit.unwrap_or(DEFAULT_LIMIT));
@@ -171,43 +170,6 @@ impl CallCx<'_> {
             .await;
         outcome.cache = Some(how);
         result
-    }
-
-    /// Picks a walk up where its cursor left it.
-    fn resume(
-        &self,
-        raw: &str,
-        q: &ListQuery,
-        fingerprint: u64,
-    ) -> Result<(Arc<Provider>, Position), Problem> {
-        let cursor = Cursor::decode(raw, fingerprint)
-            .map_err(|e| Problem::field(ErrorCode::InvalidCursor, "cursor", e.to_string()))?;
-        // One provider per walk until merged lists exist.
-        let at = cursor.positions.into_iter().next().ok_or_else(|| {
-            Problem::field(
-                ErrorCode::InvalidCursor,
-                "cursor",
-                "the cursor holds no position",
-            )
-        })?;
-        let provider = self.rt.provider(&at.provider).cloned().ok_or_else(|| {
-            Problem::field(
-                ErrorCode::InvalidCursor,
-                "cursor",
-                format!("provider {:?} is no longer configured", at.provider),
-            )
-        })?;
-        route::authorize(self.tenant, &provider)?;
-        if let Some(limit) = q.limit {
-            if provider.adapter.page_size(limit) != at.size {
-                return Err(Problem::field(
-                    ErrorCode::InvalidRequest,
-                    "limit",
-                    format!("a cursor walk keeps the page size it started with ({}); omit limit or pass {}", at.size, at.size),
-                ));
-            }
-        }
-        Ok((provider, at))
     }
 
     /// Sends a planned request and reads the answer into JSON or the problem it maps to.

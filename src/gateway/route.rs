@@ -1,6 +1,7 @@
 //! Routing: which provider serves a request (DESIGN.md, "Routing"), and whether the tenant may
 //! use it. Lists: explicit `provider` → agent rule → the tenant's default.
 
+use crate::canonical::cursor::{Cursor, Position};
 use crate::canonical::id::CallId;
 use crate::canonical::list_query::ListQuery;
 use crate::canonical::{ErrorCode, Problem};
@@ -63,6 +64,43 @@ pub fn for_call_id(
     })?;
     authorize(tenant, &provider)?;
     Ok((provider, id))
+}
+
+/// Where a list walk stands: the provider and position its cursor names (one provider per walk
+/// until merged lists exist). A `limit` other than the walk's page size is refused.
+pub fn for_cursor(
+    rt: &Runtime,
+    tenant: &Tenant,
+    raw: &str,
+    q: &ListQuery,
+) -> Result<(Arc<Provider>, Position), Problem> {
+    let bad = |message: String| Problem::field(ErrorCode::InvalidCursor, "cursor", message);
+    let cursor = Cursor::decode(raw, q.fingerprint()).map_err(|e| bad(e.to_string()))?;
+    let at = cursor
+        .positions
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad("the cursor holds no position".into()))?;
+    let provider = rt.provider(&at.provider).cloned().ok_or_else(|| {
+        bad(format!(
+            "provider {:?} is no longer configured",
+            at.provider
+        ))
+    })?;
+    authorize(tenant, &provider)?;
+    if let Some(limit) = q.limit {
+        if provider.adapter.page_size(limit) != at.size {
+            return Err(Problem::field(
+                ErrorCode::InvalidRequest,
+                "limit",
+                format!(
+                    "a cursor walk keeps the page size it started with ({}); omit limit or pass {}",
+                    at.size, at.size
+                ),
+            ));
+        }
+    }
+    Ok((provider, at))
 }
 
 /// The provider a list goes to.
