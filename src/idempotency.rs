@@ -20,6 +20,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredAnswer {
     pub status: u16,
+    /// The problem code of an error answer (for metrics and logs of replays).
+    pub code: Option<crate::canonical::ErrorCode>,
     pub content_type: &'static str,
     pub body: Bytes,
     pub headers: Vec<(&'static str, String)>,
@@ -152,6 +154,7 @@ mod tests {
     fn answer(body: &'static str) -> StoredAnswer {
         StoredAnswer {
             status: 201,
+            code: None,
             content_type: "application/json",
             body: Bytes::from_static(body.as_bytes()),
             headers: vec![],

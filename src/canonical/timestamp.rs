@@ -9,12 +9,39 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 /// (e.g. `9999-12-31T23:59:59-01:00`) cannot be written in UTC; it keeps its own offset
 /// (RFC 3339) instead of panicking.
 pub fn format(instant: OffsetDateTime) -> String {
-    let Some(utc) = instant.checked_to_offset(UtcOffset::UTC) else {
-        return instant.format(&Rfc3339).unwrap_or_default();
-    };
-    let fmt =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    utc.format(fmt).unwrap_or_default()
+    format_utc(instant).unwrap_or_else(|| instant.format(&Rfc3339).unwrap_or_default())
+}
+
+/// The canonical form, or `None` when the instant is not representable in UTC (where `time`'s
+/// `to_offset` would panic). Written digit by digit: `time`'s format-description interpreter was
+/// the largest single cost of normalizing a record. Years outside 0000–9999 take `time`'s
+/// formatter.
+pub fn format_utc(instant: OffsetDateTime) -> Option<String> {
+    let t = instant.checked_to_offset(UtcOffset::UTC)?;
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        let fmt = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        return t.format(fmt).ok();
+    }
+    let fields: [(u32, u32, char); 7] = [
+        (year as u32, 4, '-'),
+        (u8::from(t.month()).into(), 2, '-'),
+        (t.day().into(), 2, 'T'),
+        (t.hour().into(), 2, ':'),
+        (t.minute().into(), 2, ':'),
+        (t.second().into(), 2, '.'),
+        (t.millisecond().into(), 3, 'Z'),
+    ];
+    let mut out = String::with_capacity(24);
+    for (n, width, sep) in fields {
+        for i in (0..width).rev() {
+            out.push(char::from(b'0' + (n / 10u32.pow(i) % 10) as u8));
+        }
+        out.push(sep);
+    }
+    Some(out)
 }
 
 /// Parses an ISO-8601 / RFC 3339 date-time as vendors send them: with `Z` or an offset, with or
@@ -60,6 +87,29 @@ mod tests {
             format(from_epoch_millis(1703097600000).unwrap()),
             "2023-12-20T18:40:00.000Z"
         );
+    }
+
+    #[test]
+    fn the_digit_writer_matches_time_s_formatter() {
+        let fmt = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        let instants = [
+            "2025-03-17T16:30:00.1234+02:00",
+            "1999-12-31T23:59:59.999Z",
+            "2024-02-29T00:00:00Z",
+            "0001-01-01T00:00:00.007Z",
+            "9999-12-31T22:59:59.5-01:00",
+        ]
+        .map(|s| parse_datetime(s).unwrap());
+        let epochs = [0i128, 1_703_097_600_123, -86_400_001, 253_402_300_799_999]
+            .map(|ms| from_epoch_millis(ms).unwrap());
+        for t in instants.into_iter().chain(epochs) {
+            let by_time = t.to_offset(UtcOffset::UTC).format(fmt).unwrap();
+            assert_eq!(format_utc(t), Some(by_time), "{t}");
+        }
+        let past_9999 = parse_datetime("9999-12-31T23:59:59-01:00").unwrap();
+        assert_eq!(format_utc(past_9999), None, "no panic, no canonical form");
     }
 
     #[test]

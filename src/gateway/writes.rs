@@ -81,14 +81,11 @@ impl CallCx<'_> {
                 Err(p) => p.provider.as_deref().is_some_and(|pf| pf.outcome.is_some()),
             };
             let answer = match result {
-                Ok(call_json) => {
-                    let id = serde_json::from_slice::<serde_json::Value>(&call_json)
-                        .ok()
-                        .and_then(|v| v["id"].as_str().map(str::to_string))
-                        .unwrap_or_default();
+                Ok((id, call_json)) => {
                     self.gateway.cache.invalidate_call(&provider.name, &id);
                     StoredAnswer {
                         status: success,
+                        code: None,
                         content_type: JSON,
                         body: call_json,
                         headers: vec![("Location", format!("/v1/calls/{id}"))],
@@ -99,6 +96,7 @@ impl CallCx<'_> {
                     let retry = p.retry_after.clone();
                     StoredAnswer {
                         status: p.status(),
+                        code: Some(p.code),
                         content_type: PROBLEM_JSON,
                         body: Bytes::from(serde_json::to_vec(&p).unwrap_or_default()),
                         headers: retry.map(|r| ("Retry-After", r)).into_iter().collect(),
@@ -122,11 +120,7 @@ impl CallCx<'_> {
             None => (produce().await.answer, false),
         };
         outcome.absorb(facts);
-        if stored.content_type == PROBLEM_JSON {
-            outcome.code = serde_json::from_slice::<serde_json::Value>(&stored.body)
-                .ok()
-                .and_then(|v| v["code"].as_str().and_then(ErrorCode::from_name));
-        }
+        outcome.code = stored.code;
         let mut answer = Answer::stored(stored, std::mem::take(outcome));
         if replayed {
             answer.headers.push(("Idempotent-Replayed", "true".into()));
@@ -141,7 +135,7 @@ impl CallCx<'_> {
         request: &VendorRequest,
         params: &[(String, String)],
         facts: &mut Outcome,
-    ) -> Result<Bytes, Problem> {
+    ) -> Result<(String, Bytes), Problem> {
         let unknown = |p: Problem| match p.code {
             ErrorCode::ProviderError | ErrorCode::ProviderTimeout => p.outcome_unknown(),
             _ => p,
@@ -159,11 +153,12 @@ impl CallCx<'_> {
             .adapter
             .normalize_write(op, &body, cx, &mut facts.drift)
             .map_err(|e| super::calls::unnormalizable(provider, e, facts).outcome_unknown())?;
-        serde_json::to_vec(&call).map(Bytes::from).map_err(|e| {
+        let body = serde_json::to_vec(&call).map(Bytes::from).map_err(|e| {
             Problem::new(
                 ErrorCode::ProviderError,
                 format!("the answer could not be encoded: {e}"),
             )
-        })
+        })?;
+        Ok((call.id, body))
     }
 }
