@@ -6,6 +6,7 @@ use crate::config::Runtime;
 use crate::gateway::Gateway;
 use crate::proxy::CallgateProxy;
 use async_trait::async_trait;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
@@ -61,7 +62,7 @@ pub fn gateway_server(runtime: Runtime, opts: ServeOptions) -> (Server, Arc<Gate
         },
         "callgate api",
     );
-    api.add_tcp(&listen);
+    api.add_listener(ListenerConfig::tcp(&listen).l4_buffer(client_buffers()));
     api.threads = Some(settings.threads.max(1));
     let mut admin = Service::new(
         "callgate admin".to_string(),
@@ -85,6 +86,16 @@ pub fn gateway_server(runtime: Runtime, opts: ServeOptions) -> (Server, Arc<Gate
         ));
     }
     (server, gateway)
+}
+
+/// The client connection's buffers. Pingora's default write buffer is one MSS (1460 bytes), so
+/// the response header is flushed in a syscall of its own whenever header and body do not fit
+/// together. callgate always writes a whole answer and then ends it, so a buffer that holds a
+/// typical answer (a call, a problem, a 20-call page) sends header and body in one `sendto`:
+/// one loopback/TCP transmit instead of two per request (measured: 3 → 2 sends per proxied GET).
+/// Larger answers are written straight from their own buffer, as before.
+fn client_buffers() -> L4BufferSettings {
+    L4BufferSettings::default().write(32 * 1024)
 }
 
 /// A Pingora server with callgate's defaults and no gateway (for `sim`), bootstrapped.
