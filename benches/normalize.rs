@@ -19,9 +19,11 @@
 //! Profiling: `CALLGATE_BENCH_PROFILE=20 valgrind --tool=callgrind <bench binary>` runs only the
 //! callgate paths, 20 times per vendor, without criterion.
 
+use callgate::adapter::listing::ListBody;
 use callgate::adapter::normalize::Context;
 use callgate::adapter::plan::ListPlan;
 use callgate::adapter::rules::Params;
+use callgate::adapter::spec::PaginationStyle;
 use callgate::adapter::{load_dir, Adapter};
 use callgate::canonical::call::{CallPage, Pagination};
 use callgate::canonical::cursor::Position;
@@ -37,6 +39,10 @@ use std::time::{Duration, Instant};
 
 const PAGE: usize = 100;
 
+/// The allocator the `callgate` binary runs with (src/main.rs), for callgate and floor alike.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Case {
     vendor: &'static str,
     adapter: Adapter,
@@ -48,6 +54,8 @@ struct Case {
     get_bytes: Vec<u8>,
     get_params: Vec<(String, String)>,
     get_out: Option<Call>,
+    /// For a vendor without paging: a 20-call page plan and the vendor's whole answer.
+    unpaged: Option<(ListPlan, Vec<u8>)>,
 }
 
 fn adapters() -> Vec<Adapter> {
@@ -155,7 +163,18 @@ fn cases() -> Vec<Case> {
                 get_bytes: serde_json::to_vec(&get_envelope(kind, records[0].clone())).unwrap(),
                 get_params: Vec::new(),
                 get_out: None,
+                unpaged: None,
             };
+            if case.plan.style == PaginationStyle::None {
+                let q20 = ListQuery::parse(Some("limit=20")).expect("query");
+                let at = Position {
+                    size: case.adapter.page_size(20),
+                    ..at
+                };
+                let plan = case.adapter.plan_list(&q20, &at).expect("plan");
+                let all = serde_json::to_vec(&list_envelope(kind, records.clone(), total)).unwrap();
+                case.unpaged = Some((plan, all));
+            }
             let page = list_page(&case);
             assert_eq!(page.data.len(), PAGE, "{}", case.vendor);
             // The get answer's params come from the canonical id, as in the gateway.
@@ -171,12 +190,12 @@ fn cases() -> Vec<Case> {
 fn list_page(c: &Case) -> CallPage {
     let body = c
         .adapter
-        .read_answer(c.vendor, 200, None, &c.list_bytes)
+        .read_list_answer(&c.plan, c.vendor, 200, None, &c.list_bytes)
         .expect("vendor body");
     assemble(c, &body)
 }
 
-fn assemble(c: &Case, body: &Value) -> CallPage {
+fn assemble(c: &Case, body: &ListBody) -> CallPage {
     let mut drift = Vec::new();
     let page = c
         .plan
@@ -244,7 +263,7 @@ fn quick() -> bool {
 
 fn criterion_benches(c: &mut Criterion, cases: &[Case]) {
     for case in cases {
-        let parsed: Value = serde_json::from_slice(&case.list_bytes).unwrap();
+        let parsed = ListBody::whole(serde_json::from_slice(&case.list_bytes).unwrap());
         let mut g = c.benchmark_group(format!("list100/{}", case.vendor));
         g.throughput(Throughput::Elements(PAGE as u64));
         g.bench_function("callgate", |b| b.iter(|| list_callgate(black_box(case))));
@@ -261,28 +280,57 @@ fn criterion_benches(c: &mut Criterion, cases: &[Case]) {
     }
 }
 
-/// Median ns per call of `f`, over `rounds` timed batches of about `batch` each.
-fn time_ns<R>(budget: Duration, mut f: impl FnMut() -> R) -> f64 {
-    // Calibrate a batch to ~1/15 of the budget.
+/// Calls of `f` that take about `target`.
+fn batch_for<R>(target: Duration, f: &mut impl FnMut() -> R) -> u64 {
     let t = Instant::now();
     let mut n = 0u64;
-    while t.elapsed() < budget / 30 || n == 0 {
+    while t.elapsed() < target / 2 || n == 0 {
         black_box(f());
         n += 1;
     }
     let per = t.elapsed().as_nanos() as f64 / n as f64;
-    let batch = (((budget.as_nanos() as f64 / 15.0) / per) as u64).max(1);
-    let mut samples: Vec<f64> = (0..11)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..batch {
-                black_box(f());
-            }
-            t.elapsed().as_nanos() as f64 / batch as f64
-        })
-        .collect();
+    ((target.as_nanos() as f64 / per) as u64).max(1)
+}
+
+fn timed_batch<R>(batch: u64, f: &mut impl FnMut() -> R) -> f64 {
+    let t = Instant::now();
+    for _ in 0..batch {
+        black_box(f());
+    }
+    t.elapsed().as_nanos() as f64 / batch as f64
+}
+
+/// Median ns per call of `f`, over 11 timed batches.
+fn time_ns<R>(budget: Duration, mut f: impl FnMut() -> R) -> f64 {
+    let batch = batch_for(budget / 15, &mut f);
+    let mut samples: Vec<f64> = (0..11).map(|_| timed_batch(batch, &mut f)).collect();
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
+}
+
+/// `f` against `floor`, timed in alternating batches so that a noisy machine slows both alike:
+/// median ns per call of each, and the median of the 21 per-round ratios `f / floor`.
+fn time_against_floor<R, S>(
+    budget: Duration,
+    mut f: impl FnMut() -> R,
+    mut floor: impl FnMut() -> S,
+) -> (f64, f64, f64) {
+    let (bf, bg) = (
+        batch_for(budget / 45, &mut f),
+        batch_for(budget / 45, &mut floor),
+    );
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rounds: Vec<(f64, f64)> = (0..21)
+        .map(|_| (timed_batch(bf, &mut f), timed_batch(bg, &mut floor)))
+        .collect();
+    (
+        median(rounds.iter().map(|r| r.0).collect()),
+        median(rounds.iter().map(|r| r.1).collect()),
+        median(rounds.iter().map(|r| r.0 / r.1).collect()),
+    )
 }
 
 fn summary(cases: &[Case]) {
@@ -292,7 +340,7 @@ fn summary(cases: &[Case]) {
         Duration::from_millis(1500)
     };
     println!();
-    println!("normalization per call record (median; ratio = callgate / floor, target ≤ 1.5)");
+    println!("normalization per call record (medians; ratio = median of callgate / floor over alternating rounds, target ≤ 1.5)");
     println!(
         "{:<10} {:>8} {:>14} {:>11} {:>7} {:>15} {:>12} {:>11} {:>7}",
         "vendor",
@@ -306,23 +354,69 @@ fn summary(cases: &[Case]) {
         "ratio"
     );
     for c in cases {
-        let parsed: Value = serde_json::from_slice(&c.list_bytes).unwrap();
-        let list = time_ns(budget, || list_callgate(c)) / PAGE as f64;
-        let floor = time_ns(budget, || list_floor(c)) / PAGE as f64;
+        let parsed = ListBody::whole(serde_json::from_slice(&c.list_bytes).unwrap());
+        let (list, floor, list_ratio) =
+            time_against_floor(budget, || list_callgate(c), || list_floor(c));
         let norm = time_ns(budget, || assemble(c, &parsed)) / PAGE as f64;
-        let get = time_ns(budget, || get_callgate(c));
-        let get_floor_ns = time_ns(budget, || get_floor(c));
+        let (get, get_floor_ns, get_ratio) =
+            time_against_floor(budget, || get_callgate(c), || get_floor(c));
         println!(
             "{:<10} {:>8} {:>14.0} {:>11.0} {:>7.2} {:>15.0} {:>12.0} {:>11.0} {:>7.2}",
             c.vendor,
             c.list_bytes.len() / PAGE,
-            list,
-            floor,
-            list / floor,
+            list / PAGE as f64,
+            floor / PAGE as f64,
+            list_ratio,
             norm,
             get,
             get_floor_ns,
-            get / get_floor_ns
+            get_ratio
+        );
+    }
+    unpaged_summary(cases, budget);
+}
+
+/// An unpaged vendor's 20-call page cut from its whole answer: every record built (the whole
+/// parse) against only the page's records built (`read_list_answer`'s windowed parse).
+fn unpaged_summary(cases: &[Case], budget: Duration) {
+    for c in cases {
+        let Some((plan, all)) = &c.unpaged else {
+            continue;
+        };
+        let page = |body: ListBody| {
+            let mut drift = Vec::new();
+            let p = plan
+                .assemble(
+                    &c.adapter,
+                    &body,
+                    c.vendor,
+                    false,
+                    &c.query.filters,
+                    &mut drift,
+                )
+                .expect("normalize");
+            assert_eq!(p.calls.len(), 20);
+            p
+        };
+        let whole = time_ns(budget, || {
+            page(ListBody::whole(
+                c.adapter.read_answer(c.vendor, 200, None, all).unwrap(),
+            ))
+        });
+        let windowed = time_ns(budget, || {
+            page(
+                c.adapter
+                    .read_list_answer(plan, c.vendor, 200, None, all)
+                    .unwrap(),
+            )
+        });
+        println!(
+            "{}: 20-call page of a {}-byte unpaged answer: whole parse {:.0} µs, windowed {:.0} µs ({:.1}× less)",
+            c.vendor,
+            all.len(),
+            whole / 1e3,
+            windowed / 1e3,
+            whole / windowed
         );
     }
 }
@@ -335,6 +429,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
     {
+        // `CALLGATE_BENCH_VENDOR=<name>` narrows the run to one vendor.
+        let only = std::env::var("CALLGATE_BENCH_VENDOR").ok();
+        let cases: Vec<&Case> = cases
+            .iter()
+            .filter(|c| only.as_deref().is_none_or(|v| v == c.vendor))
+            .collect();
         for _ in 0..n {
             for c in &cases {
                 black_box(list_callgate(c));

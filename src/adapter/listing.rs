@@ -10,6 +10,30 @@ use crate::canonical::list_query::{FilterName, Filters};
 use crate::canonical::{timestamp, Call};
 use serde_json::Value;
 
+/// A vendor's list answer, read: whole, or with only the page's items built (see `window`).
+#[derive(Debug)]
+pub struct ListBody {
+    pub value: Value,
+    /// When the item array holds only the page: how many items the vendor sent in all.
+    windowed_total: Option<usize>,
+}
+
+impl ListBody {
+    pub fn whole(value: Value) -> ListBody {
+        ListBody {
+            value,
+            windowed_total: None,
+        }
+    }
+
+    pub(super) fn windowed(value: Value, total: usize) -> ListBody {
+        ListBody {
+            value,
+            windowed_total: Some(total),
+        }
+    }
+}
+
 /// One canonical page before it gets its cursor.
 #[derive(Debug)]
 pub struct ListPage {
@@ -23,13 +47,13 @@ impl ListPlan {
     pub fn assemble(
         &self,
         adapter: &Adapter,
-        body: &Value,
+        body: &ListBody,
         provider: &str,
         include_raw: bool,
         filters: &Filters,
         drift: &mut Vec<Drift>,
     ) -> Result<ListPage, NormalizeError> {
-        let (items, meta) = adapter.extract_list(body)?;
+        let (items, meta) = adapter.extract_list(&body.value)?;
         let cx = Context {
             provider,
             params: Params(&self.params),
@@ -48,7 +72,15 @@ impl ListPlan {
         match self.style {
             PaginationStyle::None => {
                 // The vendor returned everything; callgate owns the window.
-                let all: Vec<Call> = if self.local.is_empty() {
+                let all: Vec<Call> = if let Some(total) = body.windowed_total {
+                    // Only the window's items were built: they are the page.
+                    let end = (offset as usize).saturating_add(items.len());
+                    return Ok(ListPage {
+                        calls: normalize(&items, drift)?,
+                        next_offset: (end < total).then_some(end as u64),
+                        total: Some(total as u64),
+                    });
+                } else if self.local.is_empty() {
                     let start = (offset as usize).min(items.len());
                     let end = (start + size as usize).min(items.len());
                     let window = normalize(&items[start..end], drift)?;

@@ -15,6 +15,7 @@ pub mod rules;
 pub mod spec;
 pub mod template;
 pub mod vendor_error;
+mod window;
 
 use crate::canonical::list_query::FilterName;
 use fields::CallField;

@@ -27,6 +27,9 @@ enum Plan {
 pub struct JsonPath {
     source: String,
     plan: Plan,
+    /// The names of a walk made of names only (`$` is none), for readers that follow the path
+    /// while parsing (`window`).
+    plain: Option<Vec<String>>,
 }
 
 impl JsonPath {
@@ -42,6 +45,15 @@ impl JsonPath {
                 _ => None,
             })
             .collect();
+        let plain = walk.as_ref().and_then(|steps| {
+            steps
+                .iter()
+                .map(|s| match s {
+                    Step::Key(k) => Some(k.clone()),
+                    Step::Index(_) => None,
+                })
+                .collect()
+        });
         let plan = match walk {
             Some(steps) => Plan::Walk(steps),
             None => Plan::Query(query),
@@ -49,7 +61,14 @@ impl JsonPath {
         Ok(JsonPath {
             source: source.to_string(),
             plan,
+            plain,
         })
+    }
+
+    /// The names this path walks, when it is a walk of names only (`$` → `[]`,
+    /// `$.data.calls` → `["data", "calls"]`; `$.items[0]` or a filter → `None`).
+    pub fn plain_keys(&self) -> Option<&[String]> {
+        self.plain.as_deref()
     }
 
     pub fn source(&self) -> &str {

@@ -21,6 +21,17 @@ impl Adapter {
         body: &[u8],
     ) -> Result<Value, Problem> {
         let json: Option<Value> = serde_json::from_slice(body).ok();
+        self.judge_answer(provider, status, retry_after, json)
+    }
+
+    /// Classifies a vendor answer already parsed (`None`: the body is not JSON).
+    pub(super) fn judge_answer(
+        &self,
+        provider: &str,
+        status: u16,
+        retry_after: Option<&str>,
+        json: Option<Value>,
+    ) -> Result<Value, Problem> {
         if (200..300).contains(&status) {
             let Some(json) = json else {
                 return Err(self.problem(

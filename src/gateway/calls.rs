@@ -102,7 +102,17 @@ impl CallCx<'_> {
         let f = &mut facts;
         let (provider, plan, q, at) = (&provider, &plan, &q, &at);
         let fetch = move || async move {
-            let body = self.exchange(provider, &plan.request, f).await?;
+            let body = self
+                .exchange_with(provider, &plan.request, f, |a| {
+                    adapter.read_list_answer(
+                        plan,
+                        &provider.name,
+                        a.status,
+                        a.retry_after.as_deref(),
+                        &a.body,
+                    )
+                })
+                .await?;
             let page = plan
                 .assemble(
                     adapter,
@@ -179,6 +189,25 @@ impl CallCx<'_> {
         request: &VendorRequest,
         outcome: &mut Outcome,
     ) -> Result<serde_json::Value, Problem> {
+        self.exchange_with(provider, request, outcome, |a| {
+            provider.adapter.read_answer(
+                &provider.name,
+                a.status,
+                a.retry_after.as_deref(),
+                &a.body,
+            )
+        })
+        .await
+    }
+
+    /// Sends a planned request and reads the answer with `read` (an adapter's reader).
+    async fn exchange_with<T>(
+        &self,
+        provider: &Provider,
+        request: &VendorRequest,
+        outcome: &mut Outcome,
+        read: impl FnOnce(&VendorAnswer) -> Result<T, Problem>,
+    ) -> Result<T, Problem> {
         let max = self.rt.settings.max_vendor_body_bytes;
         let (result, waited) = self
             .gateway
@@ -196,15 +225,7 @@ impl CallCx<'_> {
             &provider.name,
             answer.status < 500 && answer.status != 401 && answer.status != 403,
         );
-        provider
-            .adapter
-            .read_answer(
-                &provider.name,
-                answer.status,
-                answer.retry_after.as_deref(),
-                &answer.body,
-            )
-            .inspect_err(|p| outcome.upstream_error = upstream_error_kind(p))
+        read(&answer).inspect_err(|p| outcome.upstream_error = upstream_error_kind(p))
     }
 }
 

@@ -1,0 +1,261 @@
+//! Reading only the page of an unpaged vendor list.
+//!
+//! A vendor without paging (Elemente) answers every list request with all its calls; callgate
+//! cuts the page out itself. Building a `serde_json::Value` for each of hundreds of records only
+//! to keep twenty was the largest cost of such a page (a 300-record answer is ~250 KB). Here the
+//! answer is parsed once, in one pass: every field outside the item array, and the items of the
+//! page, become values as usual; the other items are checked (valid JSON, an object) and
+//! skipped without being built, and counted for the page's `totalCount`.
+//!
+//! Used only where the page is known before the answer is read: an unpaged list, no filter
+//! callgate applies itself, one plain item path (`$`, `$.data`, …). Anything else (or an answer
+//! of another shape, which then fails or succeeds exactly as a whole parse would) is parsed whole.
+//! One difference is deliberate: a skipped record's strings are not checked to be UTF-8, as
+//! they are never read.
+
+use super::listing::ListBody;
+use super::plan::ListPlan;
+use super::spec::PaginationStyle;
+use super::Adapter;
+use crate::canonical::Problem;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::cell::Cell;
+use std::fmt;
+
+/// Which items of the array at `keys` to build.
+#[derive(Debug, Clone, Copy)]
+struct Window<'a> {
+    keys: &'a [String],
+    start: usize,
+    end: usize,
+}
+
+impl Adapter {
+    /// [`Adapter::read_answer`] for a list page: for a 2xx answer of an unpaged list that
+    /// callgate does not filter, only the page's items are built (the [`ListBody`] then says
+    /// how many there were in all).
+    pub fn read_list_answer(
+        &self,
+        plan: &ListPlan,
+        provider: &str,
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+    ) -> Result<ListBody, Problem> {
+        if (200..300).contains(&status) {
+            if let Some((value, total)) = self.window(plan).and_then(|w| w.parse(body)) {
+                let value = self.judge_answer(provider, status, retry_after, Some(value))?;
+                return Ok(ListBody::windowed(value, total));
+            }
+        }
+        self.read_answer(provider, status, retry_after, body)
+            .map(ListBody::whole)
+    }
+
+    fn window<'a>(&'a self, plan: &ListPlan) -> Option<Window<'a>> {
+        if plan.style != PaginationStyle::None || !plan.local.is_empty() {
+            return None;
+        }
+        let [items] = self.list.as_ref()?.items.as_slice() else {
+            return None;
+        };
+        let start = usize::try_from(plan.offset).ok()?;
+        Some(Window {
+            keys: items.plain_keys()?,
+            start,
+            end: start.saturating_add(plan.size as usize),
+        })
+    }
+}
+
+impl Window<'_> {
+    /// The answer with only the window's items in the item array, and the number of items the
+    /// array had; `None` when `bytes` is not JSON or has no array at the item path.
+    fn parse(self, bytes: &[u8]) -> Option<(Value, usize)> {
+        let total = Cell::new(None);
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let value = At {
+            window: self,
+            depth: 0,
+            total: &total,
+        }
+        .deserialize(&mut de)
+        .ok()?;
+        de.end().ok()?;
+        Some((value, total.get()?))
+    }
+}
+
+/// Deserializes the value at `window.keys[depth..]` below the current one.
+struct At<'w, 'a> {
+    window: Window<'a>,
+    depth: usize,
+    total: &'w Cell<Option<usize>>,
+}
+
+impl<'de> DeserializeSeed<'de> for At<'_, '_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.depth == self.window.keys.len() {
+            d.deserialize_seq(self)
+        } else {
+            d.deserialize_map(self)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for At<'_, '_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if self.depth == self.window.keys.len() {
+            f.write_str("an array of calls")
+        } else {
+            f.write_str("an object")
+        }
+    }
+
+    /// The envelope on the way to the items: every field a value, the one on the path windowed.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = if key == self.window.keys[self.depth] {
+                map.next_value_seed(At {
+                    window: self.window,
+                    depth: self.depth + 1,
+                    total: self.total,
+                })?
+            } else {
+                map.next_value::<Value>()?
+            };
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// The item array: the window's items built, the others checked and counted.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let Window { start, end, .. } = self.window;
+        let mut kept = Vec::with_capacity(end.saturating_sub(start).min(1024));
+        let mut n = 0usize;
+        loop {
+            let more = if (start..end).contains(&n) {
+                seq.next_element::<Value>()?.map(|v| kept.push(v)).is_some()
+            } else {
+                seq.next_element_seed(SkipObject)?.is_some()
+            };
+            if !more {
+                break;
+            }
+            n += 1;
+        }
+        self.total.set(Some(n));
+        Ok(Value::Array(kept))
+    }
+}
+
+/// A skipped item: it must be an object (as a whole parse would insist), but nothing is built.
+/// A non-object fails the windowed parse, and the whole parse then reports it.
+struct SkipObject;
+
+impl<'de> DeserializeSeed<'de> for SkipObject {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SkipObject {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a call object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(k: &[&str]) -> Vec<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn window(keys: &[String], start: usize, end: usize) -> Window<'_> {
+        Window { keys, start, end }
+    }
+
+    #[test]
+    fn a_bare_array_keeps_only_the_window_and_counts_all() {
+        let body = br#"[{"id":1},{"id":2,"x":[1,{"y":"z"}]},{"id":3},{"id":4}]"#;
+        let none = keys(&[]);
+        let (v, total) = window(&none, 1, 3).parse(body).unwrap();
+        assert_eq!(v, serde_json::json!([{"id":2,"x":[1,{"y":"z"}]},{"id":3}]));
+        assert_eq!(total, 4);
+        let (v, total) = window(&none, 3, 10).parse(body).unwrap();
+        assert_eq!(v, serde_json::json!([{"id":4}]));
+        assert_eq!(total, 4);
+        let (v, _) = window(&none, 9, 12).parse(body).unwrap();
+        assert_eq!(v, serde_json::json!([]));
+    }
+
+    #[test]
+    fn an_envelope_keeps_every_other_field() {
+        let body =
+            br#"{"meta":{"total":3},"data":{"calls":[{"a":1},{"a":2},{"a":3}],"n":3},"ok":true}"#;
+        let k = keys(&["data", "calls"]);
+        let (v, total) = window(&k, 0, 1).parse(body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"meta":{"total":3},"data":{"calls":[{"a":1}],"n":3},"ok":true})
+        );
+        assert_eq!(total, 3);
+    }
+
+    #[test]
+    fn other_shapes_and_bad_json_are_left_to_the_whole_parse() {
+        let k = keys(&["data"]);
+        let none = keys(&[]);
+        for (keys, body) in [
+            (&none, &br#"{"data":[]}"#[..]),
+            (&k, br#"{"other":[]}"#),
+            (&k, br#"{"data":{"a":1}}"#),
+            (&k, br#"[{"a":1}]"#),
+            (&none, br#"[{"a":1},2]"#),
+            (&none, br#"[{"a":1},{"b":]"#),
+            (&none, br#"[{"a":1}] trailing"#),
+            (&none, b"not json"),
+        ] {
+            assert!(
+                window(keys, 0, 1).parse(body).is_none(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn windowed_and_whole_parses_agree_on_every_window() {
+        let items: Vec<Value> = (0..25)
+            .map(|i| serde_json::json!({"id": i, "s": format!("é\"{i}"), "n": [i, null, 1.5]}))
+            .collect();
+        let body = serde_json::to_vec(&serde_json::json!({"data": items})).unwrap();
+        let k = keys(&["data"]);
+        for start in 0..27 {
+            for len in [0, 1, 7, 20, 30] {
+                let (v, total) = window(&k, start, start + len).parse(&body).unwrap();
+                let want: Vec<Value> = items.iter().skip(start).take(len).cloned().collect();
+                assert_eq!(v, serde_json::json!({ "data": want }));
+                assert_eq!(total, 25);
+            }
+        }
+    }
+}
