@@ -406,7 +406,9 @@ fn number(v: &Value) -> Option<f64> {
 pub fn snake_case(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
-        if ch.is_alphanumeric() {
+        if ch.is_ascii_alphanumeric() {
+            out.push(ch.to_ascii_lowercase());
+        } else if ch.is_alphanumeric() {
             out.extend(ch.to_lowercase());
         } else if !out.is_empty() && !out.ends_with('_') {
             out.push('_');
@@ -420,10 +422,12 @@ pub fn snake_case(s: &str) -> String {
 
 /// An E.164 number from a vendor phone string (spaces, dashes, dots and parentheses removed).
 fn e164(s: &str) -> Option<String> {
-    let digits: String = s
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-        .collect();
+    let punctuation = |c: char| matches!(c, ' ' | '-' | '.' | '(' | ')');
+    let digits: String = if s.contains(punctuation) {
+        s.chars().filter(|c| !punctuation(*c)).collect()
+    } else {
+        s.to_string()
+    };
     let rest = digits.strip_prefix('+')?;
     let ok = (7..=15).contains(&rest.len())
         && rest.chars().all(|c| c.is_ascii_digit())

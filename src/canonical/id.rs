@@ -5,6 +5,7 @@
 //! (declared in its adapter's `id.parts`) needs two.
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::borrow::Cow;
 
 /// Everything but unreserved characters is encoded, so `:` never appears inside a component.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -31,10 +32,14 @@ pub enum CallIdError {
 
 impl CallId {
     pub fn encode(provider: &str, parts: &[&str]) -> String {
-        let mut out = utf8_percent_encode(provider, COMPONENT).to_string();
+        // `Cow`: a name with nothing to escape (the usual case) is copied in one piece.
+        let piece = |s| Cow::<str>::from(utf8_percent_encode(s, COMPONENT));
+        let len = provider.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>();
+        let mut out = String::with_capacity(len);
+        out.push_str(&piece(provider));
         for part in parts {
             out.push(':');
-            out.extend(utf8_percent_encode(part, COMPONENT));
+            out.push_str(&piece(part));
         }
         out
     }
