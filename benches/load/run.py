@@ -277,6 +277,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 8)))
     ap.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", 32)))
     ap.add_argument("--rss-seconds", type=float, default=float(os.environ.get("BENCH_RSS_SECONDS", 150)))
+    ap.add_argument("--latency-ms", type=int, default=int(os.environ.get("BENCH_LATENCY_MS", 0)),
+                    help="simulated vendor latency (default 0: every run is CPU-bound)")
     ap.add_argument("--smoke", action="store_true", help="1 s per run, one endpoint, no long runs")
     ap.add_argument("--memory-only", action="store_true", help="only the peak-RSS run")
     ap.add_argument("--markdown", help="also write the results as markdown to this file")
@@ -291,7 +293,7 @@ def main():
     try:
         sim = procs.start(
             "sim",
-            [args.callgate, "sim", "--latency-ms", "0"]
+            [args.callgate, "sim", "--latency-ms", str(args.latency_ms)]
             + [x for v in SIM for x in (f"--{v}", f"127.0.0.1:{SIM[v]}")],
             logdir=workdir,
         )
@@ -415,7 +417,7 @@ def report(args, secs, eps, res, hist_c, half, mem, md):
         print(line)
         md.append(line)
 
-    out(f"callgate load bench: {os.cpu_count()} cores, concurrency {args.concurrency}, {secs} s per run, loopback, simulator latency 0")
+    out(f"callgate load bench: {os.cpu_count()} cores, concurrency {args.concurrency}, {secs} s per run, loopback, simulator latency {args.latency_ms} ms")
     if eps:
         out()
         out("| endpoint | A sim req/s | B nginx req/s | C callgate req/s | D cache-hit req/s | A p50/p99 ms | B p50/p99 ms | C p50/p99 ms | D p50/p99 ms | C/A | C/B | D/A |")

@@ -209,11 +209,16 @@ impl CallCx<'_> {
         read: impl FnOnce(&VendorAnswer) -> Result<T, Problem>,
     ) -> Result<T, Problem> {
         let max = self.rt.settings.max_vendor_body_bytes;
-        let (result, waited) = self
-            .gateway
-            .client
-            .send(provider, request, self.req.request_id, max)
-            .await;
+        // Boxed: the exchange future is ~10 KB (Pingora's connector), and every request future
+        // that holds it inline is copied whole when Pingora boxes the request — a cache hit
+        // included, which never sends.
+        let (result, waited) = Box::pin(self.gateway.client.send(
+            provider,
+            request,
+            self.req.request_id,
+            max,
+        ))
+        .await;
         outcome.upstream += waited;
         let answer: VendorAnswer = result.map_err(|e| {
             tracing::warn!(provider = %provider.name, kind = e.kind(), "vendor exchange failed");
