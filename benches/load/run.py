@@ -30,6 +30,10 @@ SIM = {"elemente": 28081, "bimpe": 28082, "zudu": 28083}
 NGINX = {"elemente": 28091, "bimpe": 28092, "zudu": 28093}
 API = "http://127.0.0.1:28080"
 ADMIN = "http://127.0.0.1:28099"
+# The cache-on instance for D runs beside the cache-off one, so every round can run A, B, C and
+# D of one endpoint back to back.
+API_HIT = "http://127.0.0.1:28180"
+ADMIN_HIT = "http://127.0.0.1:28199"
 VENDOR_ENV = {
     "ELEMENTE_USERNAME": "elemente-demo",
     "ELEMENTE_PASSWORD": "elemente-demo-password",
@@ -220,16 +224,27 @@ http {{
 
 
 def start_callgate(procs, args, workdir, cache, extra_env=None):
+    """callgate on API/ADMIN (cache on or off), or — `cache="hit"` — the cache-on instance on
+    API_HIT/ADMIN_HIT."""
     env = dict(os.environ, **VENDOR_ENV, **(extra_env or {}))
-    env["CALLGATE__CACHE__ENABLED"] = "true" if cache else "false"
+    env["CALLGATE__CACHE__ENABLED"] = "false" if cache is False else "true"
+    admin = ADMIN
+    if cache == "hit":
+        admin = ADMIN_HIT
+        env["CALLGATE__SERVER__LISTEN"] = API_HIT.split("//", 1)[1]
+        env["CALLGATE__SERVER__ADMIN_LISTEN"] = ADMIN_HIT.split("//", 1)[1]
+        env["CALLGATE__SERVER__UPGRADE_SOCK"] = os.path.join(workdir, "upgrade-hit.sock")
+    else:
+        env["CALLGATE__SERVER__UPGRADE_SOCK"] = os.path.join(workdir, "upgrade.sock")
     env.pop("RUST_LOG", None)
+    name = {False: "off", True: "on", "hit": "hit"}[cache]
     p = procs.start(
-        f"callgate-cache-{'on' if cache else 'off'}",
+        f"callgate-cache-{name}",
         [args.callgate, "serve", "--config", os.path.join(HERE, "callgate-bench.toml")],
         env=env,
         logdir=workdir,
     )
-    wait_for(ADMIN + "/readyz", "callgate")
+    wait_for(admin + "/readyz", "callgate")
     return p
 
 
@@ -275,12 +290,15 @@ def main():
     ap.add_argument("--oha", required=True)
     ap.add_argument("--nginx", required=True)
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 8)))
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 3)),
+                    help="rounds of A/B/C/D per endpoint; medians are reported")
     ap.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", 32)))
     ap.add_argument("--rss-seconds", type=float, default=float(os.environ.get("BENCH_RSS_SECONDS", 150)))
     ap.add_argument("--latency-ms", type=int, default=int(os.environ.get("BENCH_LATENCY_MS", 0)),
                     help="simulated vendor latency (default 0: every run is CPU-bound)")
     ap.add_argument("--smoke", action="store_true", help="1 s per run, one endpoint, no long runs")
     ap.add_argument("--memory-only", action="store_true", help="only the peak-RSS run")
+    ap.add_argument("--no-memory", action="store_true", help="leave out the peak-RSS run")
     ap.add_argument("--markdown", help="also write the results as markdown to this file")
     args = ap.parse_args()
     secs = 1 if args.smoke else args.seconds
@@ -322,30 +340,67 @@ def main():
             f.write("\n".join(md) + "\n")
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else 0.0
+
+
 def run_all(args, procs, workdir, secs, vendors, agents, md):
     cg = start_callgate(procs, args, workdir, cache=False)
+    hit = start_callgate(procs, args, workdir, cache="hit")
     eps = discover(vendors, agents)
     if args.smoke:
         eps = [e for e in eps if e["op"] == "get"]
-    res = {}
     gw = {"Authorization": f"Bearer {KEY}"}
-
-    def run(mode, e, url, headers):
-        r = oha(args, url, headers, secs, args.concurrency)
-        if r["bad"]:
-            log(f"  warning: {mode} {e['vendor']} {e['op']}: {r['bad']} non-2xx/errors {r['codes']}")
-        res[(mode, e["vendor"], e["op"])] = r
-        log(f"  {mode} {e['vendor']:<8} {e['op']:<4} {r['rps']:>9.0f} req/s  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms")
-        clear_journals()
-
-    log(f"A/B/C: {secs}s each at concurrency {args.concurrency}")
     for e in eps:
-        run("A", e, f"http://127.0.0.1:{SIM[e['vendor']]}{e['vpath']}", e["vheaders"])
-        run("B", e, f"http://127.0.0.1:{NGINX[e['vendor']]}{e['vpath']}", e["vheaders"])
+        _, hdrs, _ = http(API_HIT + e["path"], gw)
+        _, hdrs, _ = http(API_HIT + e["path"], gw)
+        status = {k.lower(): v for k, v in hdrs.items()}.get("cache-status", "")
+        if "hit" not in status:
+            log(f"  warning: {e['vendor']} {e['op']} second read was not a hit: {status!r}")
+
+    # Every round runs A, B, C and D of one endpoint back to back, so that a machine whose speed
+    # drifts (other tenants, CPU frequency) slows all four alike; ratios are per round, then the
+    # median over rounds is reported.
+    urls = {
+        "A": lambda e: (f"http://127.0.0.1:{SIM[e['vendor']]}{e['vpath']}", e["vheaders"]),
+        "B": lambda e: (f"http://127.0.0.1:{NGINX[e['vendor']]}{e['vpath']}", e["vheaders"]),
+        "C": lambda e: (API + e["path"], gw),
+        "D": lambda e: (API_HIT + e["path"], gw),
+    }
+    runs = {}
+    rounds = 1 if args.smoke else args.rounds
+    log(f"A/B/C/D: {rounds} rounds of {secs}s each at concurrency {args.concurrency}")
     before = overhead_buckets()
-    for e in eps:
-        run("C", e, API + e["path"], gw)
+    for rnd in range(rounds):
+        for e in eps:
+            for mode, url in urls.items():
+                u, h = url(e)
+                r = oha(args, u, h, secs, args.concurrency)
+                if r["bad"]:
+                    log(f"  warning: {mode} {e['vendor']} {e['op']}: {r['bad']} non-2xx/errors {r['codes']}")
+                runs.setdefault((e["vendor"], e["op"]), []).append((mode, r))
+                log(f"  [{rnd + 1}] {mode} {e['vendor']:<8} {e['op']:<4} {r['rps']:>9.0f} req/s  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms")
+                clear_journals()
     hist_c = delta(overhead_buckets(), before)
+    procs.stop(hit)
+
+    res = {}
+    for e in eps:
+        per = runs[(e["vendor"], e["op"])]
+        by_mode = {m: [r for mm, r in per if mm == m] for m in "ABCD"}
+        for m, rs in by_mode.items():
+            res[(m, e["vendor"], e["op"])] = {
+                k: median([r[k] for r in rs]) for k in ("rps", "p50", "p99")
+            }
+        ratio = lambda x, y: median(
+            [a["rps"] / b["rps"] for a, b in zip(by_mode[x], by_mode[y]) if b["rps"]]
+        )
+        res[("ratio", e["vendor"], e["op"])] = {
+            "C/A": ratio("C", "A"),
+            "C/B": ratio("C", "B"),
+            "D/A": ratio("D", "A"),
+        }
 
     # 50% of C's peak, fixed rate: callgate's own overhead p50/p99 (target ≤ 100 µs / 1 ms).
     half = []
@@ -359,17 +414,7 @@ def run_all(args, procs, workdir, secs, vendors, agents, md):
         clear_journals()
     procs.stop(cg)
 
-    cg = start_callgate(procs, args, workdir, cache=True)
-    for e in eps:
-        _, hdrs, _ = http(API + e["path"], gw)
-        _, hdrs, _ = http(API + e["path"], gw)
-        status = {k.lower(): v for k, v in hdrs.items()}.get("cache-status", "")
-        if "hit" not in status:
-            log(f"  warning: {e['vendor']} {e['op']} second read was not a hit: {status!r}")
-        run("D", e, API + e["path"], gw)
-    procs.stop(cg)
-
-    mem = None if args.smoke else memory_run(procs, args, workdir)
+    mem = None if args.smoke or args.no_memory else memory_run(procs, args, workdir)
     report(args, secs, eps, res, hist_c, half, mem, md)
 
 
@@ -417,19 +462,18 @@ def report(args, secs, eps, res, hist_c, half, mem, md):
         print(line)
         md.append(line)
 
-    out(f"callgate load bench: {os.cpu_count()} cores, concurrency {args.concurrency}, {secs} s per run, loopback, simulator latency {args.latency_ms} ms")
+    out(f"callgate load bench: {os.cpu_count()} cores, concurrency {args.concurrency}, {secs} s per run, {1 if args.smoke else args.rounds} rounds (medians; ratios are medians of per-round ratios), loopback, simulator latency {args.latency_ms} ms")
     if eps:
         out()
         out("| endpoint | A sim req/s | B nginx req/s | C callgate req/s | D cache-hit req/s | A p50/p99 ms | B p50/p99 ms | C p50/p99 ms | D p50/p99 ms | C/A | C/B | D/A |")
         out("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for e in eps:
             k = lambda m: res[(m, e["vendor"], e["op"])]
-            a, b, c, d = k("A"), k("B"), k("C"), k("D")
+            a, b, c, d, q = k("A"), k("B"), k("C"), k("D"), k("ratio")
             name = f"{e['vendor']} {'list ?limit=20' if e['op'] == 'list' else 'get {id}'}"
             lat = lambda r: f"{r['p50']:.2f} / {r['p99']:.2f}"
-            ratio = lambda x, y: f"{x['rps'] / y['rps']:.2f}" if y["rps"] else "n/a"
             out(
-                f"| {name} | {a['rps']:.0f} | {b['rps']:.0f} | {c['rps']:.0f} | {d['rps']:.0f} | {lat(a)} | {lat(b)} | {lat(c)} | {lat(d)} | {ratio(c, a)} | {ratio(c, b)} | {ratio(d, a)} |"
+                f"| {name} | {a['rps']:.0f} | {b['rps']:.0f} | {c['rps']:.0f} | {d['rps']:.0f} | {lat(a)} | {lat(b)} | {lat(c)} | {lat(d)} | {q['C/A']:.2f} | {q['C/B']:.2f} | {q['D/A']:.2f} |"
             )
         out()
         out(
