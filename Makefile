@@ -48,7 +48,7 @@ openapi-check:
 # Benchmarks (issue 6; results and targets in benches/README.md). Loopback only, bounded in time.
 .PHONY: bench bench-quick
 
-## Criterion normalization bench, then the load bench: simulator, nginx, callgate cache off/hit (~8 min).
+## Criterion normalization bench, then the load bench: simulator, nginx, callgate cache off/hit (~13 min).
 bench: deps
 	$(CARGO) bench --bench normalize
 	bash benches/load/run.sh

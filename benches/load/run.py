@@ -289,7 +289,7 @@ def main():
     ap.add_argument("--callgate", required=True)
     ap.add_argument("--oha", required=True)
     ap.add_argument("--nginx", required=True)
-    ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 8)))
+    ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 5)))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 3)),
                     help="rounds of A/B/C/D per endpoint; medians are reported")
     ap.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", 32)))

@@ -61,10 +61,13 @@ impl ListPlan {
         };
         let normalize =
             |items: &[&Value], drift: &mut Vec<Drift>| -> Result<Vec<Call>, NormalizeError> {
-                items
-                    .iter()
-                    .map(|it| adapter.normalize_call(it, cx, drift))
-                    .collect()
+                // Sized up front: collecting `Result`s gives no size hint, and growing a
+                // `Vec<Call>` moves every call made so far (measured: ~2% of a page).
+                let mut calls = Vec::with_capacity(items.len());
+                for it in items {
+                    calls.push(adapter.normalize_call(it, cx, drift)?);
+                }
+                Ok(calls)
             };
         let keep = |c: &Call| self.local.iter().all(|f| matches(c, *f, filters));
         let offset = self.offset;

@@ -18,7 +18,9 @@ pub fn format(instant: OffsetDateTime) -> String {
 /// formatter.
 pub fn format_utc(instant: OffsetDateTime) -> Option<String> {
     let t = instant.checked_to_offset(UtcOffset::UTC)?;
-    let year = t.year();
+    // Each of `month()`/`day()` recomputes the calendar date: ask once.
+    let (year, month, day) = t.to_calendar_date();
+    let (hour, minute, second, milli) = t.to_hms_milli();
     if !(0..=9999).contains(&year) {
         let fmt = format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
@@ -27,12 +29,12 @@ pub fn format_utc(instant: OffsetDateTime) -> Option<String> {
     }
     let fields: [(u32, u32, char); 7] = [
         (year as u32, 4, '-'),
-        (u8::from(t.month()).into(), 2, '-'),
-        (t.day().into(), 2, 'T'),
-        (t.hour().into(), 2, ':'),
-        (t.minute().into(), 2, ':'),
-        (t.second().into(), 2, '.'),
-        (t.millisecond().into(), 3, 'Z'),
+        (u8::from(month).into(), 2, '-'),
+        (day.into(), 2, 'T'),
+        (hour.into(), 2, ':'),
+        (minute.into(), 2, ':'),
+        (second.into(), 2, '.'),
+        (milli.into(), 3, 'Z'),
     ];
     let mut out = String::with_capacity(24);
     for (n, width, sep) in fields {
