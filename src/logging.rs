@@ -5,6 +5,11 @@
 //! One guard sits above every level setting: Pingora's TRACE events print raw request headers
 //! (client `Authorization`, vendor credentials), so TRACE from `pingora*` targets is never
 //! emitted, even under `RUST_LOG=trace`.
+//!
+//! Lines are written to stdout by a thread of their own (tracing-appender's non-blocking
+//! writer): a request's log line is queued, not written, on the Pingora worker thread that
+//! served it, so a slow log pipe does not stall requests. The queue holds 128k lines; past that
+//! writers wait (no line is dropped). Dropping the [`LogGuard`] flushes what is queued.
 
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::fmt::MakeWriter;
@@ -12,9 +17,19 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-/// Installs the global subscriber writing to stdout. Calling it twice keeps the first.
-pub fn init(format: &str, level: &str) {
-    init_with(format, level, std::io::stdout);
+/// Keeps the log writer thread; dropping it writes out the lines still queued.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
+/// Installs the global subscriber writing to stdout from a writer thread. Calling it twice
+/// keeps the first.
+pub fn init(format: &str, level: &str) -> LogGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("callgate-log")
+        .finish(std::io::stdout());
+    init_with(format, level, writer);
+    LogGuard(guard)
 }
 
 /// Like [`init`], with another writer (tests capture logs this way). `RUST_LOG` wins over

@@ -104,6 +104,10 @@ default = {default}
     }
 
     fn serve(&self, upgrade: bool) -> Serve {
+        self.serve_with(upgrade, Stdio::null())
+    }
+
+    fn serve_with(&self, upgrade: bool, stdout: Stdio) -> Serve {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_callgate"));
         cmd.arg("serve").arg("--config").arg(self.path());
         if upgrade {
@@ -115,7 +119,7 @@ default = {default}
             .env("E_PASS", credentials::ELEMENTE_PASSWORD)
             .env("KEY", KEY)
             .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::null());
         let child = cmd.spawn().unwrap();
         Serve { child }
@@ -266,8 +270,10 @@ fn twenty_reloads_under_load_fail_no_request() {
 #[test]
 fn sigterm_lets_in_flight_requests_finish() {
     let s = Setup::new("drain");
-    s.write(&s.config("\"zudu\"", ""));
-    let mut serve = s.serve(false);
+    let config = s.config("\"zudu\"", "");
+    s.write(&config.replace("level = \"warn\"", "level = \"info\""));
+    let log = s.dir.join("stdout.log");
+    let mut serve = s.serve_with(false, Stdio::from(std::fs::File::create(&log).unwrap()));
     s.wait_ready();
     s.sims.sim(VendorKind::Zudu).add_fault(Fault {
         latency_ms: Some(1_500),
@@ -302,6 +308,18 @@ fn sigterm_lets_in_flight_requests_finish() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Log lines are written by a writer thread: the drained request's line must still reach
+    // stdout before the process exits.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let drained = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "request" && v["path"] == "/v1/calls");
+    assert_eq!(
+        drained.as_ref().map(|v| v["status"].clone()),
+        Some(serde_json::json!(200)),
+        "the drained request's log line: {text}"
+    );
 }
 
 #[test]
@@ -333,4 +351,31 @@ fn a_binary_upgrade_refuses_no_connection() {
     eprintln!("upgrade under load: {stats}");
     assert_eq!(s.default_provider(), "zudu", "the new process serves");
     drop(new);
+}
+
+#[test]
+fn a_log_reader_that_stops_reading_does_not_stall_requests() {
+    // stdout is a pipe nobody reads: it fills after ~64 KB (a few hundred access lines). A
+    // request must not wait for it: the log writer thread queues lines (up to 128k) instead.
+    let s = Setup::new("stalled-log");
+    let config = s.config("\"zudu\"", "");
+    s.write(&config.replace("level = \"warn\"", "level = \"info\""));
+    let serve = s.serve_with(false, Stdio::piped());
+    s.wait_ready();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
+    for i in 0..3000 {
+        let status = agent
+            .get(&format!(
+                "http://127.0.0.1:{}/v1/providers?request={i}",
+                s.api
+            ))
+            .set("Authorization", &format!("Bearer {KEY}"))
+            .call()
+            .map(|r| r.status())
+            .map_err(|e| e.to_string());
+        assert_eq!(status, Ok(200), "request {i}");
+    }
+    drop(serve);
 }

@@ -76,7 +76,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    callgate::logging::init(&runtime.settings.log_format, &runtime.settings.log_level);
+    let _log = callgate::logging::init(&runtime.settings.log_format, &runtime.settings.log_level);
     let settings = runtime.settings.clone();
     let (mut pingora, _gateway) = server::gateway_server(
         runtime,
@@ -93,7 +93,10 @@ pub fn run(args: DemoArgs) -> ExitCode {
         pingora.add_service(svc);
     }
     print_banner(&settings.listen, &settings.admin_listen, &bimpe_agent);
-    pingora.run_forever()
+    // `run`, not `run_forever` (which exits the process): queued log lines are written
+    // when the log guard drops.
+    pingora.run(pingora::server::RunArgs::default());
+    ExitCode::SUCCESS
 }
 
 fn print_banner(listen: &str, admin: &str, bimpe_agent: &str) {

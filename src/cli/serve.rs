@@ -5,6 +5,7 @@
 
 use callgate::config;
 use callgate::server;
+use pingora::server::RunArgs;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -18,7 +19,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    callgate::logging::init(&runtime.settings.log_format, &runtime.settings.log_level);
+    let log = callgate::logging::init(&runtime.settings.log_format, &runtime.settings.log_level);
     let settings = runtime.settings.clone();
     tracing::info!(
         config = %config_path.display(),
@@ -34,5 +35,9 @@ pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
         ..Default::default()
     };
     let (server, _gateway) = server::gateway_server(runtime, opts);
-    server.run_forever()
+    // `run`, not `run_forever` (which exits the process): the log guard must drop after the
+    // last line, so that the queued lines reach stdout.
+    server.run(RunArgs::default());
+    drop(log);
+    ExitCode::SUCCESS
 }

@@ -61,7 +61,7 @@ impl SimArgs {
 }
 
 pub fn run(args: SimArgs) -> ExitCode {
-    callgate::logging::init("pretty", "info");
+    let _log = callgate::logging::init("pretty", "info");
     let mut server = callgate::server::new_server(0);
     for (kind, sim, svc) in args.services() {
         println!(
@@ -76,5 +76,8 @@ pub fn run(args: SimArgs) -> ExitCode {
         server.add_service(svc);
     }
     println!("faults: POST /__sim/faults, journal: GET /__sim/requests (on each simulator)");
-    server.run_forever()
+    // `run`, not `run_forever` (which exits the process): queued log lines are written
+    // when the log guard drops.
+    server.run(pingora::server::RunArgs::default());
+    ExitCode::SUCCESS
 }
