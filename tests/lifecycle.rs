@@ -11,14 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Serve {
     child: Child,
 }
@@ -54,8 +46,8 @@ impl Setup {
         Setup {
             sims: SimCluster::start(SimOptions::default()),
             dir,
-            api: free_port(),
-            admin: free_port(),
+            api: common::free_port(),
+            admin: common::free_port(),
         }
     }
 
@@ -166,7 +158,7 @@ default = {default}
     }
 
     fn load(&self, path: &str, threads: u32, close: bool) -> (Child, PathBuf) {
-        let stop = self.dir.join(format!("stop-{}", free_port()));
+        let stop = self.dir.join(format!("stop-{}", common::free_port()));
         let mut cmd = Command::new("python3");
         cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/load.py"))
             .arg(format!("http://127.0.0.1:{}{path}", self.api))

@@ -138,14 +138,6 @@ fn label_values_come_only_from_closed_sets() {
     assert!(count("callgate_request_duration_seconds") >= 4.0);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Kills the Prometheus server when the test ends, however it ends.
 struct Child(std::process::Child);
 
@@ -177,7 +169,7 @@ fn a_real_prometheus_scrapes_callgate() {
         h.gateway.admin_addr
     );
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let _prom = Child(
         Command::new("prometheus")
             .arg(format!(

@@ -180,8 +180,9 @@ pub struct Harness {
     pub gateway: RunningGateway,
 }
 
-/// A loopback port nothing listens on.
-fn closed_port() -> u16 {
+/// A loopback port nothing listens on (just bound and released): for a closed vendor, or for
+/// a server the test starts.
+pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
@@ -199,7 +200,7 @@ impl Harness {
     pub fn start_configured(opts: SimOptions, extra: &str) -> Harness {
         captured_logs();
         let sims = SimCluster::start(opts);
-        let text = config_text(&sims, closed_port(), extra);
+        let text = config_text(&sims, free_port(), extra);
         let gateway = RunningGateway::start(load(&text));
         Harness { sims, gateway }
     }
