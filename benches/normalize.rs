@@ -19,7 +19,7 @@
 //! Profiling: `CALLGATE_BENCH_PROFILE=20 valgrind --tool=callgrind <bench binary>` runs only the
 //! callgate paths, 20 times per vendor, without criterion.
 
-use callgate::adapter::listing::ListBody;
+use callgate::adapter::listing::{ListBody, ListPage};
 use callgate::adapter::normalize::Context;
 use callgate::adapter::plan::ListPlan;
 use callgate::adapter::rules::Params;
@@ -195,19 +195,22 @@ fn list_page(c: &Case) -> CallPage {
     assemble(c, &body)
 }
 
-fn assemble(c: &Case, body: &ListBody) -> CallPage {
+/// `plan`'s page of `body`, as `gateway::calls` assembles it.
+fn page_of(c: &Case, plan: &ListPlan, body: &ListBody) -> ListPage {
     let mut drift = Vec::new();
-    let page = c
-        .plan
-        .assemble(
-            &c.adapter,
-            body,
-            c.vendor,
-            false,
-            &c.query.filters,
-            &mut drift,
-        )
-        .expect("normalize");
+    plan.assemble(
+        &c.adapter,
+        body,
+        c.vendor,
+        false,
+        &c.query.filters,
+        &mut drift,
+    )
+    .expect("normalize")
+}
+
+fn assemble(c: &Case, body: &ListBody) -> CallPage {
+    let page = page_of(c, &c.plan, body);
     CallPage {
         data: page.calls,
         pagination: Pagination {
@@ -384,17 +387,7 @@ fn unpaged_summary(cases: &[Case], budget: Duration) {
             continue;
         };
         let page = |body: ListBody| {
-            let mut drift = Vec::new();
-            let p = plan
-                .assemble(
-                    &c.adapter,
-                    &body,
-                    c.vendor,
-                    false,
-                    &c.query.filters,
-                    &mut drift,
-                )
-                .expect("normalize");
+            let p = page_of(c, plan, &body);
             assert_eq!(p.calls.len(), 20);
             p
         };

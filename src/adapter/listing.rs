@@ -44,6 +44,16 @@ pub struct ListPage {
 }
 
 impl ListPlan {
+    /// The items `[start, end)` of the vendor's answer that make the page, when callgate can
+    /// tell before normalizing: an unpaged vendor and no filter callgate applies itself.
+    pub(super) fn window(&self) -> Option<(usize, usize)> {
+        if self.style != PaginationStyle::None || !self.local.is_empty() {
+            return None;
+        }
+        let start = usize::try_from(self.offset).ok()?;
+        Some((start, start.saturating_add(self.size as usize)))
+    }
+
     pub fn assemble(
         &self,
         adapter: &Adapter,
@@ -74,23 +84,21 @@ impl ListPlan {
         let size = u64::from(self.size);
         match self.style {
             PaginationStyle::None => {
-                // The vendor returned everything; callgate owns the window.
-                let all: Vec<Call> = if let Some(total) = body.windowed_total {
-                    // Only the window's items were built: they are the page.
-                    let end = (offset as usize).saturating_add(items.len());
+                // The vendor returned everything; callgate owns the window. Without local
+                // filters the page is cut before normalizing (a windowed body holds only it).
+                let all: Vec<Call> = if let Some((start, end)) = self.window() {
+                    let (page, total) = match body.windowed_total {
+                        Some(total) => (&items[..], total),
+                        None => {
+                            let start = start.min(items.len());
+                            (&items[start..end.min(items.len())], items.len())
+                        }
+                    };
+                    let end = start.saturating_add(page.len());
                     return Ok(ListPage {
-                        calls: normalize(&items, drift)?,
+                        calls: normalize(page, drift)?,
                         next_offset: (end < total).then_some(end as u64),
                         total: Some(total as u64),
-                    });
-                } else if self.local.is_empty() {
-                    let start = (offset as usize).min(items.len());
-                    let end = (start + size as usize).min(items.len());
-                    let window = normalize(&items[start..end], drift)?;
-                    return Ok(ListPage {
-                        calls: window,
-                        next_offset: (end < items.len()).then_some(end as u64),
-                        total: Some(items.len() as u64),
                     });
                 } else {
                     normalize(&items, drift)?.into_iter().filter(keep).collect()

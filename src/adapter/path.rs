@@ -27,9 +27,6 @@ enum Plan {
 pub struct JsonPath {
     source: String,
     plan: Plan,
-    /// The names of a walk made of names only (`$` is none), for readers that follow the path
-    /// while parsing (`window`).
-    plain: Option<Vec<String>>,
 }
 
 impl JsonPath {
@@ -45,15 +42,6 @@ impl JsonPath {
                 _ => None,
             })
             .collect();
-        let plain = walk.as_ref().and_then(|steps| {
-            steps
-                .iter()
-                .map(|s| match s {
-                    Step::Key(k) => Some(k.clone()),
-                    Step::Index(_) => None,
-                })
-                .collect()
-        });
         let plan = match walk {
             Some(steps) => Plan::Walk(steps),
             None => Plan::Query(query),
@@ -61,14 +49,22 @@ impl JsonPath {
         Ok(JsonPath {
             source: source.to_string(),
             plan,
-            plain,
         })
     }
 
     /// The names this path walks, when it is a walk of names only (`$` → `[]`,
     /// `$.data.calls` → `["data", "calls"]`; `$.items[0]` or a filter → `None`).
-    pub fn plain_keys(&self) -> Option<&[String]> {
-        self.plain.as_deref()
+    pub fn plain_keys(&self) -> Option<Vec<&str>> {
+        match &self.plan {
+            Plan::Walk(steps) => steps
+                .iter()
+                .map(|s| match s {
+                    Step::Key(k) => Some(k.as_str()),
+                    Step::Index(_) => None,
+                })
+                .collect(),
+            Plan::Query(_) => None,
+        }
     }
 
     pub fn source(&self) -> &str {
@@ -157,6 +153,15 @@ mod tests {
             let expected = jsonpath_rust::query::js_path_vals(p, &d).unwrap();
             assert_eq!(compiled.first(&d), expected.first().copied(), "{p}");
         }
+        let keys = |p: &str| {
+            JsonPath::compile(p)
+                .unwrap()
+                .plain_keys()
+                .map(|k| k.join("."))
+        };
+        assert_eq!(keys("$.data.calls").as_deref(), Some("data.calls"));
+        assert_eq!(keys("$").as_deref(), Some(""));
+        assert_eq!(keys("$.items[0]"), None);
         let filtered = JsonPath::compile("$.data.calls[?@.id > 1].id").unwrap();
         assert!(matches!(filtered.plan, Plan::Query(_)));
         assert_eq!(filtered.first(&d), Some(&json!(2)));

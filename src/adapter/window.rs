@@ -15,7 +15,6 @@
 
 use super::listing::ListBody;
 use super::plan::ListPlan;
-use super::spec::PaginationStyle;
 use super::Adapter;
 use crate::canonical::Problem;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -26,7 +25,7 @@ use std::fmt;
 /// Which items of the array at `keys` to build.
 #[derive(Debug, Clone, Copy)]
 struct Window<'a> {
-    keys: &'a [String],
+    keys: &'a [&'a str],
     start: usize,
     end: usize,
 }
@@ -43,29 +42,25 @@ impl Adapter {
         retry_after: Option<&str>,
         body: &[u8],
     ) -> Result<ListBody, Problem> {
-        if (200..300).contains(&status) {
-            if let Some((value, total)) = self.window(plan).and_then(|w| w.parse(body)) {
+        // Cheapest test first: a paged or filtered list never builds the key list.
+        let window = plan.window().filter(|_| (200..300).contains(&status));
+        let keys = match (window, self.list.as_ref().map(|l| l.items.as_slice())) {
+            (Some(_), Some([items])) => items.plain_keys(),
+            _ => None,
+        };
+        if let (Some((start, end)), Some(keys)) = (window, keys) {
+            let window = Window {
+                keys: &keys,
+                start,
+                end,
+            };
+            if let Some((value, total)) = window.parse(body) {
                 let value = self.judge_answer(provider, status, retry_after, Some(value))?;
                 return Ok(ListBody::windowed(value, total));
             }
         }
         self.read_answer(provider, status, retry_after, body)
             .map(ListBody::whole)
-    }
-
-    fn window<'a>(&'a self, plan: &ListPlan) -> Option<Window<'a>> {
-        if plan.style != PaginationStyle::None || !plan.local.is_empty() {
-            return None;
-        }
-        let [items] = self.list.as_ref()?.items.as_slice() else {
-            return None;
-        };
-        let start = usize::try_from(plan.offset).ok()?;
-        Some(Window {
-            keys: items.plain_keys()?,
-            start,
-            end: start.saturating_add(plan.size as usize),
-        })
     }
 }
 
@@ -185,25 +180,21 @@ impl<'de> Visitor<'de> for SkipObject {
 mod tests {
     use super::*;
 
-    fn keys(k: &[&str]) -> Vec<String> {
-        k.iter().map(|s| s.to_string()).collect()
-    }
-
-    fn window(keys: &[String], start: usize, end: usize) -> Window<'_> {
+    fn window<'a>(keys: &'a [&'a str], start: usize, end: usize) -> Window<'a> {
         Window { keys, start, end }
     }
 
     #[test]
     fn a_bare_array_keeps_only_the_window_and_counts_all() {
         let body = br#"[{"id":1},{"id":2,"x":[1,{"y":"z"}]},{"id":3},{"id":4}]"#;
-        let none = keys(&[]);
-        let (v, total) = window(&none, 1, 3).parse(body).unwrap();
+        let none: &[&str] = &[];
+        let (v, total) = window(none, 1, 3).parse(body).unwrap();
         assert_eq!(v, serde_json::json!([{"id":2,"x":[1,{"y":"z"}]},{"id":3}]));
         assert_eq!(total, 4);
-        let (v, total) = window(&none, 3, 10).parse(body).unwrap();
+        let (v, total) = window(none, 3, 10).parse(body).unwrap();
         assert_eq!(v, serde_json::json!([{"id":4}]));
         assert_eq!(total, 4);
-        let (v, _) = window(&none, 9, 12).parse(body).unwrap();
+        let (v, _) = window(none, 9, 12).parse(body).unwrap();
         assert_eq!(v, serde_json::json!([]));
     }
 
@@ -211,8 +202,7 @@ mod tests {
     fn an_envelope_keeps_every_other_field() {
         let body =
             br#"{"meta":{"total":3},"data":{"calls":[{"a":1},{"a":2},{"a":3}],"n":3},"ok":true}"#;
-        let k = keys(&["data", "calls"]);
-        let (v, total) = window(&k, 0, 1).parse(body).unwrap();
+        let (v, total) = window(&["data", "calls"], 0, 1).parse(body).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"meta":{"total":3},"data":{"calls":[{"a":1}],"n":3},"ok":true})
@@ -222,17 +212,17 @@ mod tests {
 
     #[test]
     fn other_shapes_and_bad_json_are_left_to_the_whole_parse() {
-        let k = keys(&["data"]);
-        let none = keys(&[]);
+        let k: &[&str] = &["data"];
+        let none: &[&str] = &[];
         for (keys, body) in [
-            (&none, &br#"{"data":[]}"#[..]),
-            (&k, br#"{"other":[]}"#),
-            (&k, br#"{"data":{"a":1}}"#),
-            (&k, br#"[{"a":1}]"#),
-            (&none, br#"[{"a":1},2]"#),
-            (&none, br#"[{"a":1},{"b":]"#),
-            (&none, br#"[{"a":1}] trailing"#),
-            (&none, b"not json"),
+            (none, &br#"{"data":[]}"#[..]),
+            (k, br#"{"other":[]}"#),
+            (k, br#"{"data":{"a":1}}"#),
+            (k, br#"[{"a":1}]"#),
+            (none, br#"[{"a":1},2]"#),
+            (none, br#"[{"a":1},{"b":]"#),
+            (none, br#"[{"a":1}] trailing"#),
+            (none, b"not json"),
         ] {
             assert!(
                 window(keys, 0, 1).parse(body).is_none(),
@@ -248,10 +238,10 @@ mod tests {
             .map(|i| serde_json::json!({"id": i, "s": format!("é\"{i}"), "n": [i, null, 1.5]}))
             .collect();
         let body = serde_json::to_vec(&serde_json::json!({"data": items})).unwrap();
-        let k = keys(&["data"]);
+        let k: &[&str] = &["data"];
         for start in 0..27 {
             for len in [0, 1, 7, 20, 30] {
-                let (v, total) = window(&k, start, start + len).parse(&body).unwrap();
+                let (v, total) = window(k, start, start + len).parse(&body).unwrap();
                 let want: Vec<Value> = items.iter().skip(start).take(len).cloned().collect();
                 assert_eq!(v, serde_json::json!({ "data": want }));
                 assert_eq!(total, 25);
