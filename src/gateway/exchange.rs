@@ -1,5 +1,6 @@
-//! The exchange with a vendor: send one planned request over Pingora's pooled client connector,
-//! read the whole answer (bounded), hand the connection back to the pool.
+//! The exchange with a vendor: send one planned request over a kept-alive connection (from
+//! [`IdlePool`], or a new one from Pingora's client connector), read the whole answer (bounded),
+//! keep the connection for the next request.
 //!
 //! Timeouts and connection failures become the canonical problems of DESIGN.md's table here.
 //! A request is sent once more only when it provably never left (no connection could be made),
@@ -7,12 +8,16 @@
 //! vendor closed it while idle). A write that may have arrived is never resent: its failure is
 //! reported with `"outcome": "unknown"`.
 
+use super::vendor_pool::IdlePool;
 use crate::adapter::plan::VendorRequest;
 use crate::canonical::{ErrorCode, Problem};
 use crate::config::Provider;
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
+use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::http::v1::client::HttpSession as Http1Session;
+use pingora::upstreams::peer::Peer;
 use pingora::{Error, ErrorType};
 use std::time::{Duration, Instant};
 
@@ -84,15 +89,19 @@ impl ExchangeError {
     }
 }
 
-/// The vendor client: one per gateway, shared by all requests; owns the connection pool.
+/// The vendor client: one per gateway, shared by all requests; owns the idle connections.
 pub struct VendorClient {
+    /// Makes new connections (TCP, TLS, ALPN) and keeps idle HTTP/2 sessions.
     connector: Connector,
+    /// Idle HTTP/1 connections.
+    idle: IdlePool,
 }
 
 impl Default for VendorClient {
     fn default() -> Self {
         VendorClient {
             connector: Connector::new(None),
+            idle: IdlePool::default(),
         }
     }
 }
@@ -145,11 +154,18 @@ impl VendorClient {
         max_body: usize,
     ) -> Result<VendorAnswer, (ExchangeError, bool)> {
         let peer = &provider.upstream.peer;
-        let (mut session, reused) = self
-            .connector
-            .get_http_session(peer)
-            .await
-            .map_err(|e| (classify(&e, true), false))?;
+        let upstream = peer.reuse_hash();
+        let (mut session, reused) = match self.idle.take(upstream, peer.options.idle_timeout) {
+            Some(stream) => (
+                HttpSession::H1(Http1Session::new_with_options(stream, peer)),
+                true,
+            ),
+            None => self
+                .connector
+                .get_http_session(peer)
+                .await
+                .map_err(|e| (classify(&e, true), false))?,
+        };
         let header =
             request_header(provider, req, request_id).map_err(|e| (classify(&e, false), false))?;
         let before_answer = |e: Box<Error>| (classify(&e, false), reused);
@@ -192,9 +208,19 @@ impl VendorClient {
                 Err(e) => return Err((classify(&e, false), false)),
             }
         }
-        self.connector
-            .release_http_session(session, peer, peer.options.idle_timeout)
-            .await;
+        match session {
+            HttpSession::H1(mut h1) => {
+                h1.respect_keepalive();
+                if let Some(stream) = h1.reuse().await {
+                    self.idle.put(upstream, stream, peer.options.idle_timeout);
+                }
+            }
+            other => {
+                self.connector
+                    .release_http_session(other, peer, peer.options.idle_timeout)
+                    .await
+            }
+        }
         Ok(VendorAnswer {
             status,
             retry_after,

@@ -1,0 +1,177 @@
+//! Idle keep-alive connections to vendors: one stack per upstream, newest on top.
+//!
+//! Pingora's client pool watches every idle connection with a task of its own: each release
+//! spawns one, and each reuse wakes it to end it. For a gateway that sends one vendor request per
+//! client request that is a task spawn and two wake-ups per request; replacing it with this stack
+//! cut callgate's CPU per proxied GET by ~12% (benches/README.md). What the watcher did is done
+//! here when a connection is taken instead: a connection idle past the upstream's idle timeout is
+//! closed, and one the vendor closed (or wrote to while idle) is found by a read that must not
+//! complete, then dropped. A vendor closing a connection between that check and the request is
+//! the race every keep-alive client has; the exchange retries reads on a reused connection for it.
+//!
+//! Only HTTP/1 connections live here; an HTTP/2 session goes back to Pingora's connector.
+
+use pingora::protocols::Stream;
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// Idle connections kept per upstream; the oldest is closed to make room. Matches Pingora's
+/// default pool size.
+const MAX_IDLE_PER_UPSTREAM: usize = 128;
+
+struct Idle {
+    stream: Stream,
+    since: Instant,
+}
+
+/// Idle vendor connections by upstream (Pingora's `Peer::reuse_hash`: address, TLS settings, SNI).
+#[derive(Default)]
+pub struct IdlePool {
+    upstreams: Mutex<HashMap<u64, VecDeque<Idle>>>,
+}
+
+impl IdlePool {
+    /// The most recently used idle connection to `upstream` that is still open, if any.
+    pub fn take(&self, upstream: u64, idle_timeout: Option<Duration>) -> Option<Stream> {
+        loop {
+            let idle = {
+                let mut upstreams = self.lock();
+                let stack = upstreams.get_mut(&upstream)?;
+                let idle = stack.pop_back()?;
+                if expired(&idle, idle_timeout) {
+                    // Everything below the top is older still.
+                    stack.clear();
+                    return None;
+                }
+                idle
+            };
+            let mut stream = idle.stream;
+            if still_open(&mut stream) {
+                return Some(stream);
+            }
+        }
+    }
+
+    /// Keeps `stream` for the next request to `upstream`, closing connections idle past
+    /// `idle_timeout` and the oldest one when the stack is full.
+    pub fn put(&self, upstream: u64, stream: Stream, idle_timeout: Option<Duration>) {
+        let mut upstreams = self.lock();
+        let stack = upstreams.entry(upstream).or_default();
+        while stack.front().is_some_and(|i| expired(i, idle_timeout)) {
+            stack.pop_front();
+        }
+        if stack.len() >= MAX_IDLE_PER_UPSTREAM {
+            stack.pop_front();
+        }
+        stack.push_back(Idle {
+            stream,
+            since: Instant::now(),
+        });
+    }
+
+    /// Idle connections kept for `upstream` (for tests and diagnostics).
+    pub fn idle_count(&self, upstream: u64) -> usize {
+        self.lock().get(&upstream).map_or(0, VecDeque::len)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, VecDeque<Idle>>> {
+        // The map holds no invariant a panicking holder could break halfway.
+        self.upstreams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn expired(idle: &Idle, idle_timeout: Option<Duration>) -> bool {
+    idle_timeout.is_some_and(|t| idle.since.elapsed() > t)
+}
+
+/// An idle HTTP/1 connection has nothing to read: a read that completes means the vendor closed
+/// it (end of stream), broke it (an error) or sent bytes nobody asked for. Either way it cannot
+/// carry a request. The read is polled once and never waits.
+fn still_open(stream: &mut Stream) -> bool {
+    let mut byte = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut byte);
+    let mut cx = Context::from_waker(Waker::noop());
+    matches!(Pin::new(stream).poll_read(&mut cx, &mut buf), Poll::Pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A connected pair: our side as a Pingora stream, and the vendor's side.
+    async fn pair(listener: &TcpListener) -> (Stream, TcpStream) {
+        let ours = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (theirs, _) = listener.accept().await.unwrap();
+        let ours: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(ours));
+        (ours, theirs)
+    }
+
+    #[tokio::test]
+    async fn reuses_the_newest_open_connection_and_drops_closed_ones() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = IdlePool::default();
+        let (a, vendor_a) = pair(&listener).await;
+        let (b, vendor_b) = pair(&listener).await;
+        let (a_fd, b_fd) = (a.id(), b.id());
+        pool.put(7, a, None);
+        pool.put(7, b, None);
+        assert_eq!(pool.idle_count(7), 2);
+        assert!(pool.take(8, None).is_none(), "another upstream has none");
+
+        // The vendor closes the newest connection while it is idle: it is skipped and dropped.
+        drop(vendor_b);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let taken = pool.take(7, None).expect("the older, open connection");
+        assert_eq!(taken.id(), a_fd, "not the closed one ({b_fd})");
+        assert_eq!(pool.idle_count(7), 0);
+        drop(vendor_a);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_vendor_wrote_to_while_idle_is_not_reused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = IdlePool::default();
+        let (a, mut vendor) = pair(&listener).await;
+        pool.put(1, a, None);
+        vendor.write_all(b"HTTP/1.1 408 \r\n\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(pool.take(1, None).is_none());
+    }
+
+    #[tokio::test]
+    async fn idle_past_the_timeout_is_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = IdlePool::default();
+        let (a, _vendor_a) = pair(&listener).await;
+        let (b, _vendor_b) = pair(&listener).await;
+        let timeout = Some(Duration::from_millis(30));
+        pool.put(1, a, timeout);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        pool.put(1, b, timeout);
+        assert_eq!(pool.idle_count(1), 1, "the expired one was closed on put");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(pool.take(1, timeout).is_none());
+        assert_eq!(pool.idle_count(1), 0);
+    }
+
+    #[tokio::test]
+    async fn keeps_at_most_the_bound_per_upstream() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = IdlePool::default();
+        let mut vendors = Vec::new();
+        for _ in 0..MAX_IDLE_PER_UPSTREAM + 3 {
+            let (s, v) = pair(&listener).await;
+            pool.put(1, s, None);
+            vendors.push(v);
+        }
+        assert_eq!(pool.idle_count(1), MAX_IDLE_PER_UPSTREAM);
+    }
+}
