@@ -7,12 +7,61 @@
 use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
 use jsonpath_rust::parser::parse_json_path;
 use jsonpath_rust::query::js_path_process;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Clone, Debug)]
 enum Step {
-    Key(String),
+    Key(Key),
     Index(i64),
+}
+
+/// A name to look up, and where it was found last time. A vendor writes every record of an
+/// answer with its fields in one order, and `serde_json`'s `preserve_order` map keeps that order,
+/// so one comparison at the remembered position usually finds the field; a miss scans and
+/// remembers the new position. The position is only a hint: a stale or foreign one costs one
+/// comparison, never a wrong answer. Threads share it with relaxed atomics and write it only on a
+/// miss, so steady traffic only reads it.
+#[derive(Debug)]
+struct Key {
+    name: String,
+    seen_at: AtomicUsize,
+}
+
+impl Clone for Key {
+    fn clone(&self) -> Key {
+        Key {
+            name: self.name.clone(),
+            seen_at: AtomicUsize::new(self.seen_at.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Key {
+    fn new(name: &str) -> Key {
+        Key {
+            name: name.to_string(),
+            seen_at: AtomicUsize::new(0),
+        }
+    }
+
+    fn find_in<'a>(&self, map: &'a Map<String, Value>) -> Option<&'a Value> {
+        let hint = self.seen_at.load(Ordering::Relaxed);
+        if let Some((name, value)) = map.iter().nth(hint) {
+            if *name == self.name {
+                return Some(value);
+            }
+        }
+        if map.len() > SCAN_UP_TO {
+            return map.get(&self.name);
+        }
+        let (at, (_, value)) = map
+            .iter()
+            .enumerate()
+            .find(|(_, (name, _))| **name == self.name)?;
+        self.seen_at.store(at, Ordering::Relaxed);
+        Some(value)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -37,7 +86,7 @@ impl JsonPath {
             .segments
             .iter()
             .map(|seg| match seg {
-                Segment::Selector(Selector::Name(n)) => Some(Step::Key(n.clone())),
+                Segment::Selector(Selector::Name(n)) => Some(Step::Key(Key::new(n))),
                 Segment::Selector(Selector::Index(i)) => Some(Step::Index(*i)),
                 _ => None,
             })
@@ -59,7 +108,7 @@ impl JsonPath {
             Plan::Walk(steps) => steps
                 .iter()
                 .map(|s| match s {
-                    Step::Key(k) => Some(k.as_str()),
+                    Step::Key(k) => Some(k.name.as_str()),
                     Step::Index(_) => None,
                 })
                 .collect(),
@@ -106,13 +155,7 @@ const SCAN_UP_TO: usize = 32;
 fn walk<'a>(mut node: &'a Value, steps: &[Step]) -> Option<&'a Value> {
     for step in steps {
         node = match (step, node) {
-            (Step::Key(k), Value::Object(map)) => {
-                if map.len() <= SCAN_UP_TO {
-                    map.iter().find(|(name, _)| *name == k).map(|(_, v)| v)?
-                } else {
-                    map.get(k)?
-                }
-            }
+            (Step::Key(key), Value::Object(map)) => key.find_in(map)?,
             (Step::Index(i), Value::Array(items)) => {
                 let idx = if *i < 0 {
                     items.len().checked_sub(i.unsigned_abs() as usize)?
@@ -165,6 +208,26 @@ mod tests {
         let filtered = JsonPath::compile("$.data.calls[?@.id > 1].id").unwrap();
         assert!(matches!(filtered.plan, Plan::Query(_)));
         assert_eq!(filtered.first(&d), Some(&json!(2)));
+    }
+
+    #[test]
+    fn a_remembered_position_never_gives_a_wrong_answer() {
+        let path = JsonPath::compile("$.b.c").unwrap();
+        let ordered = json!({"a": 1, "b": {"x": 0, "c": "first"}});
+        let reordered = json!({"b": {"c": "second"}, "a": 2});
+        let without = json!({"a": 1, "b": {"x": 0, "y": "c"}});
+        let wide: Value = (0..40)
+            .map(|i| (format!("k{i}"), json!(i)))
+            .chain([("b".to_string(), json!({"c": "wide"}))])
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        for _ in 0..3 {
+            assert_eq!(path.first(&ordered), Some(&json!("first")));
+            assert_eq!(path.first(&reordered), Some(&json!("second")));
+            assert_eq!(path.first(&without), None);
+            assert_eq!(path.first(&wide), Some(&json!("wide")));
+            assert_eq!(path.clone().first(&ordered), Some(&json!("first")));
+        }
     }
 
     #[test]

@@ -27,23 +27,25 @@ pub fn format_utc(instant: OffsetDateTime) -> Option<String> {
         );
         return t.format(fmt).ok();
     }
-    let fields: [(u32, u32, char); 7] = [
-        (year as u32, 4, '-'),
-        (u8::from(month).into(), 2, '-'),
-        (day.into(), 2, 'T'),
-        (hour.into(), 2, ':'),
-        (minute.into(), 2, ':'),
-        (second.into(), 2, '.'),
-        (milli.into(), 3, 'Z'),
+    // `YYYY-MM-DDTHH:MM:SS.mmmZ`: the separators are fixed, the digits go in their places.
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let fields: [(u32, usize, usize); 7] = [
+        (year as u32, 0, 4),
+        (u8::from(month).into(), 5, 2),
+        (day.into(), 8, 2),
+        (hour.into(), 11, 2),
+        (minute.into(), 14, 2),
+        (second.into(), 17, 2),
+        (milli.into(), 20, 3),
     ];
-    let mut out = String::with_capacity(24);
-    for (n, width, sep) in fields {
-        for i in (0..width).rev() {
-            out.push(char::from(b'0' + (n / 10u32.pow(i) % 10) as u8));
+    for (mut n, at, width) in fields {
+        for digit in out[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
         }
-        out.push(sep);
     }
-    Some(out)
+    // Only ASCII digits and separators were written.
+    std::str::from_utf8(&out).ok().map(str::to_owned)
 }
 
 /// Parses an ISO-8601 / RFC 3339 date-time as vendors send them: with `Z` or an offset, with or
