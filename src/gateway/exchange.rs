@@ -155,7 +155,7 @@ impl VendorClient {
     ) -> Result<VendorAnswer, (ExchangeError, bool)> {
         let peer = &provider.upstream.peer;
         let upstream = peer.reuse_hash();
-        let (mut session, reused) = match self.idle.take(upstream, peer.options.idle_timeout) {
+        let (mut session, reused) = match self.idle.take(upstream) {
             Some(stream) => (
                 HttpSession::H1(Http1Session::new_with_options(stream, peer)),
                 true,
