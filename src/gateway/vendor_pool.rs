@@ -9,23 +9,29 @@
 //! complete, then dropped. A vendor closing a connection between that check and the request is
 //! the race every keep-alive client has; the exchange retries reads on a reused connection for it.
 //!
-//! Connections to an upstream nobody asks for any more (a provider removed or moved by a config
-//! reload) are closed by a sweep of every stack, at most every ten seconds, on the next release.
-//! Without any traffic nothing sweeps: up to [`MAX_IDLE_PER_UPSTREAM`] closed sockets per
-//! upstream may wait for the next request.
+//! A sweep of every stack, at most every ten seconds on the next release, closes what expired
+//! or what the vendor closed, also for upstreams nobody asks for any more (a provider removed or
+//! moved by a config reload). Without any traffic nothing sweeps: up to
+//! [`MAX_IDLE_PER_UPSTREAM`] vendor-closed sockets per upstream may wait for the next request
+//! (Pingora's watcher closes them at once). Connections are closed after the lock is released.
+//!
+//! Unlike Pingora's `reused_stream`, a taken stream's peer address is not compared with the
+//! peer's (`getpeername`, a syscall per request): upstreams are keyed by Pingora's own 64-bit
+//! `reuse_hash` of the peer, and a gateway has a handful of upstreams.
 //!
 //! Only HTTP/1 connections live here; an HTTP/2 session goes back to Pingora's connector.
 
 use pingora::protocols::Stream;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, ReadBuf};
 
-/// Idle connections kept per upstream; the oldest is closed to make room. Matches Pingora's
-/// default pool size.
+/// Idle connections kept per upstream; the oldest is closed to make room. (Pingora's pool keeps
+/// 128 in all; a gateway has few upstreams, each worth its own warm connections.)
 const MAX_IDLE_PER_UPSTREAM: usize = 128;
 
 /// How often a release also closes the expired connections of every other upstream.
@@ -79,8 +85,10 @@ impl IdlePool {
                 let stack = stacks.by_upstream.get_mut(&upstream)?;
                 let idle = stack.pop_back()?;
                 if idle.expired(Instant::now()) {
-                    // Everything below the top is older still.
-                    stack.clear();
+                    // Everything below the top is older still: close them all, unlocked.
+                    let expired: Vec<Idle> = stack.drain(..).collect();
+                    drop(stacks);
+                    drop(expired);
                     return None;
                 }
                 idle
@@ -96,25 +104,34 @@ impl IdlePool {
     /// timeout and the oldest one when the stack is full.
     pub fn put(&self, upstream: u64, stream: Stream, idle_timeout: Option<Duration>) {
         let now = Instant::now();
+        let mut closing: Vec<Idle> = Vec::new();
         let mut stacks = self.lock();
         if now.duration_since(stacks.swept) > self.sweep_every {
             stacks.swept = now;
             stacks.by_upstream.retain(|_, stack| {
-                stack.retain(|idle| !idle.expired(now));
+                for mut idle in std::mem::take(stack) {
+                    if !idle.expired(now) && still_open(&mut idle.stream) {
+                        stack.push_back(idle);
+                    } else {
+                        closing.push(idle);
+                    }
+                }
                 !stack.is_empty()
             });
         }
         let stack = stacks.by_upstream.entry(upstream).or_default();
         while stack.front().is_some_and(|idle| idle.expired(now)) {
-            stack.pop_front();
+            closing.extend(stack.pop_front());
         }
         if stack.len() >= MAX_IDLE_PER_UPSTREAM {
-            stack.pop_front();
+            closing.extend(stack.pop_front());
         }
         stack.push_back(Idle {
             stream,
             expires: idle_timeout.map(|t| now + t),
         });
+        drop(stacks);
+        drop(closing);
     }
 
     /// Idle connections kept for `upstream` (for tests and diagnostics).
@@ -133,12 +150,16 @@ impl IdlePool {
 
 /// An idle HTTP/1 connection has nothing to read: a read that completes means the vendor closed
 /// it (end of stream), broke it (an error) or sent bytes nobody asked for. Either way it cannot
-/// carry a request. The read is polled once and never waits.
+/// carry a request. The read is polled once and never waits; it runs outside tokio's cooperative
+/// budget, which would otherwise answer "pending" for a task that used its budget up without
+/// looking at the socket (as Pingora's own check does).
 fn still_open(stream: &mut Stream) -> bool {
     let mut byte = [0u8; 1];
     let mut buf = ReadBuf::new(&mut byte);
+    let read = std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut buf));
+    let mut read = std::pin::pin!(tokio::task::unconstrained(read));
     let mut cx = Context::from_waker(Waker::noop());
-    matches!(Pin::new(stream).poll_read(&mut cx, &mut buf), Poll::Pending)
+    matches!(read.as_mut().poll(&mut cx), Poll::Pending)
 }
 
 #[cfg(test)]
@@ -211,10 +232,14 @@ mod tests {
         let pool = IdlePool::with_sweep_every(Duration::ZERO);
         let (gone, _vendor_gone) = pair(&listener).await;
         let (live, _vendor_live) = pair(&listener).await;
+        let (closed, vendor_closed) = pair(&listener).await;
         pool.put(1, gone, Some(Duration::from_millis(30)));
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        pool.put(3, closed, None);
+        drop(vendor_closed);
+        tokio::time::sleep(Duration::from_millis(200)).await;
         pool.put(2, live, Some(Duration::from_secs(60)));
-        assert_eq!(pool.idle_count(1), 0, "upstream 1 was swept");
+        assert_eq!(pool.idle_count(1), 0, "expired: swept");
+        assert_eq!(pool.idle_count(3), 0, "closed by the vendor: swept");
         assert_eq!(pool.idle_count(2), 1);
     }
 
