@@ -223,13 +223,14 @@ http {{
     return path
 
 
-def start_callgate(procs, args, workdir, cache, extra_env=None):
+def start_callgate(procs, args, workdir, cache, extra_env=None, binary=None):
     """callgate on API/ADMIN (cache on or off), or — `cache="hit"` — the cache-on instance on
-    API_HIT/ADMIN_HIT."""
+    API_HIT/ADMIN_HIT; `cache="beside"`: a cache-off instance of `binary` on API_HIT/ADMIN_HIT
+    (`--compare`)."""
     env = dict(os.environ, **VENDOR_ENV, **(extra_env or {}))
-    env["CALLGATE__CACHE__ENABLED"] = "false" if cache is False else "true"
+    env["CALLGATE__CACHE__ENABLED"] = "false" if cache in (False, "beside") else "true"
     admin = ADMIN
-    if cache == "hit":
+    if cache in ("hit", "beside"):
         admin = ADMIN_HIT
         env["CALLGATE__SERVER__LISTEN"] = API_HIT.split("//", 1)[1]
         env["CALLGATE__SERVER__ADMIN_LISTEN"] = ADMIN_HIT.split("//", 1)[1]
@@ -237,10 +238,10 @@ def start_callgate(procs, args, workdir, cache, extra_env=None):
     else:
         env["CALLGATE__SERVER__UPGRADE_SOCK"] = os.path.join(workdir, "upgrade.sock")
     env.pop("RUST_LOG", None)
-    name = {False: "off", True: "on", "hit": "hit"}[cache]
+    name = {False: "off", True: "on", "hit": "hit", "beside": "off-beside"}[cache]
     p = procs.start(
         f"callgate-cache-{name}",
-        [args.callgate, "serve", "--config", os.path.join(HERE, "callgate-bench.toml")],
+        [binary or args.callgate, "serve", "--config", os.path.join(HERE, "callgate-bench.toml")],
         env=env,
         logdir=workdir,
     )
@@ -279,6 +280,32 @@ def discover(vendors, agents):
     return eps
 
 
+def cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def compare(args, procs, workdir, secs, agents):
+    """`--compare B`: --callgate (A) and B, both cache off, in front of the one simulator; oha
+    runs alternate between them round by round, so the machine's drift hits both alike. Prints
+    req/s and CPU µs per request (from /proc) of each run: the way to measure a change."""
+    a = start_callgate(procs, args, workdir, cache=False)
+    b = start_callgate(procs, args, workdir, cache="beside", binary=args.compare)
+    path = args.compare_path or next(e["path"] for e in discover(["zudu"], agents) if e["op"] == "get")
+    gw = {"Authorization": f"Bearer {KEY}"}
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    log(f"A = {args.callgate}\nB = {args.compare}\npath {path}, concurrency {args.concurrency}, {secs} s per run")
+    for r in range(1, args.rounds + 1):
+        for side, proc, api in (("A", a, API), ("B", b, API_HIT)):
+            before = cpu_ticks(proc.pid)
+            res = oha(args, api + path, gw, secs, args.concurrency)
+            used = (cpu_ticks(proc.pid) - before) * tick_us
+            per_req = used / res["ok"] if res["ok"] else float("nan")
+            print(f"round {r} {side}: {res['rps']:8.0f} req/s  {per_req:6.1f} µs CPU per request", flush=True)
+
+
 def clear_journals():
     for v in SIM:
         http(f"http://127.0.0.1:{SIM[v]}/__sim/requests", method="DELETE")
@@ -300,6 +327,9 @@ def main():
     ap.add_argument("--memory-only", action="store_true", help="only the peak-RSS run")
     ap.add_argument("--no-memory", action="store_true", help="leave out the peak-RSS run")
     ap.add_argument("--markdown", help="also write the results as markdown to this file")
+    ap.add_argument("--compare", metavar="CALLGATE_B",
+                    help="A/B of --callgate and this binary instead of the bench (see compare())")
+    ap.add_argument("--compare-path", help="endpoint for --compare (default: a zudu get by id)")
     args = ap.parse_args()
     secs = 1 if args.smoke else args.seconds
     secs = int(secs) if float(secs).is_integer() else secs
@@ -324,6 +354,9 @@ def main():
                 if "agents:" in line
                 for a in line.split("agents:", 1)[1].split(",")
             ]
+        if args.compare:
+            compare(args, procs, workdir, secs, agents)
+            return
         procs.start("nginx", [args.nginx, "-p", workdir, "-c", nginx_conf(workdir), "-e", f"{workdir}/nginx-error.log"], logdir=workdir)
         for v in SIM:
             wait_for_port(NGINX[v])

@@ -2,7 +2,7 @@
 # `make bench` (and `make bench-quick` with --smoke): builds callgate in release, finds or installs
 # the load generator (oha, from crates.io, into $TARGET/bench-tools) and nginx (Debian), then runs
 # benches/load/run.py. Loopback only; every run is bounded in time. Extra arguments go to run.py
-# (--seconds N, --concurrency N, --rss-seconds N, --smoke, --markdown FILE).
+# (--seconds N, --concurrency N, --rss-seconds N, --smoke, --markdown FILE, --compare OTHER_CALLGATE).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CARGO=${CARGO:-cargo}
