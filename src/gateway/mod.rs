@@ -8,7 +8,7 @@ pub mod exchange;
 pub mod health;
 mod providers;
 pub mod route;
-pub mod vendor_pool;
+mod vendor_pool;
 mod writes;
 
 use crate::cache::ResponseCache;

@@ -134,8 +134,8 @@ impl IdlePool {
         drop(closing);
     }
 
-    /// Idle connections kept for `upstream` (for tests and diagnostics).
-    pub fn idle_count(&self, upstream: u64) -> usize {
+    #[cfg(test)]
+    fn idle_count(&self, upstream: u64) -> usize {
         self.lock()
             .by_upstream
             .get(&upstream)
