@@ -86,7 +86,7 @@ impl IdlePool {
                 let idle = stack.pop_back()?;
                 if idle.expired(Instant::now()) {
                     // Everything below the top is older still: close them all, unlocked.
-                    let expired: Vec<Idle> = stack.drain(..).collect();
+                    let expired = std::mem::take(stack);
                     drop(stacks);
                     drop(expired);
                     return None;
