@@ -3,7 +3,7 @@
 
 use callgate::adapter::normalize::Context;
 use callgate::adapter::rules::{Drift, DriftKind, Params};
-use callgate::adapter::{load_dir, Adapter};
+use callgate::adapter::{load_dir, Adapter, Json};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -24,7 +24,7 @@ fn norm(a: &Adapter, item: &Value, params: &[(String, String)]) -> (Value, Vec<D
         params: Params(params),
         include_raw: false,
     };
-    let call = a.normalize_call(item, cx, &mut drift).unwrap();
+    let call = a.normalize_call(&Json::from(item), cx, &mut drift).unwrap();
     (serde_json::to_value(call).unwrap(), drift)
 }
 
@@ -451,9 +451,13 @@ fn records_without_an_id_cannot_be_normalized() {
             params: Params(&[]),
             include_raw: false,
         };
-        assert!(a.normalize_call(&item, cx, &mut drift).is_err(), "{vendor}");
+        assert!(
+            a.normalize_call(&Json::from(&item), cx, &mut drift)
+                .is_err(),
+            "{vendor}"
+        );
         assert!(a
-            .normalize_call(&json!("a string"), cx, &mut drift)
+            .normalize_call(&Json::from("a string"), cx, &mut drift)
             .is_err());
     }
 }
@@ -468,6 +472,9 @@ fn include_raw_keeps_the_vendor_object() {
         params: Params(&[]),
         include_raw: true,
     };
-    let v = serde_json::to_value(a.normalize_call(&item, cx, &mut drift).unwrap()).unwrap();
+    let call = a
+        .normalize_call(&Json::from(&item), cx, &mut drift)
+        .unwrap();
+    let v = serde_json::to_value(call).unwrap();
     assert_eq!(v["raw"], item);
 }

@@ -3,9 +3,9 @@
 
 mod common;
 
-use callgate::adapter::load_dir;
 use callgate::adapter::normalize::Context;
 use callgate::adapter::rules::Params;
+use callgate::adapter::{load_dir, Json};
 use callgate::canonical::cursor::{Cursor, Position};
 use callgate::canonical::list_query::ListQuery;
 use callgate_sim::{SimOptions, VendorKind, VendorSim};
@@ -75,15 +75,18 @@ fn mutated_vendor_records_never_panic() {
                     params: Params(&params),
                     include_raw: rng.bool(),
                 };
-                if let Ok(call) = adapter.normalize_call(&r, cx, &mut drift) {
+                // Read from bytes, as callgate reads a vendor answer.
+                let bytes = serde_json::to_vec(&r).unwrap();
+                let read: Json = serde_json::from_slice(&bytes).unwrap();
+                if let Ok(call) = adapter.normalize_call(&read, cx, &mut drift) {
                     serde_json::to_vec(&call).unwrap();
                     normalized += 1;
                 }
                 // The same record as a list answer and as a get answer, in mutated envelopes.
                 let mut envelope = json!({"data": {"calls": [r.clone()], "pagination": {"total_pages": random_value(&mut rng, 0)}}, "meta": {"has_next_page": random_value(&mut rng, 0)}});
                 mutate(&mut rng, &mut envelope);
-                let _ = adapter.extract_list(&envelope);
-                let _ = adapter.extract_item(&json!({"data": r}));
+                let _ = adapter.extract_list(&Json::from(&envelope));
+                let _ = adapter.extract_item(&Json::from(&json!({"data": r})));
                 let _ = adapter.read_answer(
                     "p",
                     rng.u16(100..600),

@@ -323,7 +323,9 @@ fn rule(cx: &mut Ctx, place: &str, spec: &RuleSpec, kind: Kind) -> Option<Rule> 
                 }
                 Source::Param(p.clone())
             }
-            (None, None, Some(c)) => match serde_json::to_value(c) {
+            (None, None, Some(c)) => match serde_json::to_value(c)
+                .and_then(<super::Json<'static> as serde::Deserialize>::deserialize)
+            {
                 Ok(v) => Source::Const(v),
                 Err(e) => {
                     cx.err(&place, format!("const: {e}"));

@@ -6,27 +6,27 @@ use super::plan::ListPlan;
 use super::rules::{Drift, Params};
 use super::spec::PaginationStyle;
 use super::Adapter;
+use super::Json;
 use crate::canonical::list_query::{FilterName, Filters};
 use crate::canonical::{timestamp, Call};
-use serde_json::Value;
 
 /// A vendor's list answer, read: whole, or with only the page's items built (see `window`).
 #[derive(Debug)]
-pub struct ListBody {
-    pub value: Value,
+pub struct ListBody<'j> {
+    pub value: Json<'j>,
     /// When the item array holds only the page: how many items the vendor sent in all.
     windowed_total: Option<usize>,
 }
 
-impl ListBody {
-    pub fn whole(value: Value) -> ListBody {
+impl<'j> ListBody<'j> {
+    pub fn whole(value: Json<'j>) -> ListBody<'j> {
         ListBody {
             value,
             windowed_total: None,
         }
     }
 
-    pub(super) fn windowed(value: Value, total: usize) -> ListBody {
+    pub(super) fn windowed(value: Json<'j>, total: usize) -> ListBody<'j> {
         ListBody {
             value,
             windowed_total: Some(total),
@@ -57,7 +57,7 @@ impl ListPlan {
     pub fn assemble(
         &self,
         adapter: &Adapter,
-        body: &ListBody,
+        body: &ListBody<'_>,
         provider: &str,
         include_raw: bool,
         filters: &Filters,
@@ -70,7 +70,7 @@ impl ListPlan {
             include_raw,
         };
         let normalize =
-            |items: &[&Value], drift: &mut Vec<Drift>| -> Result<Vec<Call>, NormalizeError> {
+            |items: &[&Json], drift: &mut Vec<Drift>| -> Result<Vec<Call>, NormalizeError> {
                 // Sized up front: collecting `Result`s gives no size hint, and growing a
                 // `Vec<Call>` moves every call made so far (measured: ~2% of a page).
                 let mut calls = Vec::with_capacity(items.len());

@@ -26,6 +26,13 @@ use std::path::{Path, PathBuf};
 
 pub use compile::compile;
 
+/// A vendor answer as read: a JSON tree whose strings borrow from the answer's bytes, objects
+/// kept as field vectors in the vendor's order (`serde_json_borrow`). Building it costs less
+/// than half of a `serde_json::Value` (measured on the simulators' 100-call pages: bimpe 195 →
+/// 86 µs, zudu 787 → 378 µs): no allocation per string or key, no hash map per object. The
+/// answer's bytes outlive the tree; callgate's canonical output owns what it keeps.
+pub type Json<'a> = serde_json_borrow::Value<'a>;
+
 /// A problem in an adapter file, with its place.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}: {place}: {reason}")]

@@ -7,11 +7,11 @@
 
 use super::fields::{AttachmentField, CallField, EnumKind, MessageField};
 use super::rules::{Drift, Evaluator, Params};
+use super::Json;
 use super::{Adapter, MessageMapping};
 use crate::canonical::call::{Analysis, Attachment, Cost, Customer, Message, MessageRole, Party};
 use crate::canonical::id::CallId;
 use crate::canonical::{Call, CallStatus, Channel, Direction};
-use serde_json::Value;
 
 /// What a request contributes to normalization.
 #[derive(Clone, Copy, Debug)]
@@ -42,7 +42,7 @@ pub struct ListMeta {
 
 impl Adapter {
     /// The call object of a `get_call` answer.
-    pub fn extract_item<'a>(&self, body: &'a Value) -> Result<&'a Value, NormalizeError> {
+    pub fn extract_item<'a, 'j>(&self, body: &'a Json<'j>) -> Result<&'a Json<'j>, NormalizeError> {
         let paths = self
             .get
             .as_ref()
@@ -55,19 +55,17 @@ impl Adapter {
     }
 
     /// The call records of a `list_calls` answer, in the vendor's order, and its paging facts.
-    pub fn extract_list<'a>(
+    pub fn extract_list<'a, 'j>(
         &self,
-        body: &'a Value,
-    ) -> Result<(Vec<&'a Value>, ListMeta), NormalizeError> {
+        body: &'a Json<'j>,
+    ) -> Result<(Vec<&'a Json<'j>>, ListMeta), NormalizeError> {
         let Some(list) = &self.list else {
             return Err(NormalizeError::NoItem("no list_calls operation".into()));
         };
-        let found = list.items.iter().find(|p| {
-            matches!(
-                p.first(body),
-                Some(Value::Array(_)) | Some(Value::Object(_))
-            )
-        });
+        let found = list
+            .items
+            .iter()
+            .find(|p| matches!(p.first(body), Some(Json::Array(_)) | Some(Json::Object(_))));
         let Some(path) = found else {
             return Err(NormalizeError::NoItem(sources(&list.items)));
         };
@@ -89,7 +87,7 @@ impl Adapter {
     /// Normalizes one call record, appending drift to `drift`.
     pub fn normalize_call(
         &self,
-        item: &Value,
+        item: &Json,
         cx: Context<'_>,
         drift: &mut Vec<Drift>,
     ) -> Result<Call, NormalizeError> {
@@ -100,7 +98,7 @@ impl Adapter {
     pub fn normalize_write(
         &self,
         op: &super::WriteOperation,
-        body: &Value,
+        body: &Json,
         cx: Context<'_>,
         drift: &mut Vec<Drift>,
     ) -> Result<Call, NormalizeError> {
@@ -115,7 +113,7 @@ impl Adapter {
     fn normalize_with(
         &self,
         m: &super::CallMapping,
-        item: &Value,
+        item: &Json,
         cx: Context<'_>,
         drift: &mut Vec<Drift>,
     ) -> Result<Call, NormalizeError> {
@@ -257,12 +255,12 @@ impl Adapter {
             cost: (cost != Cost::default()).then_some(cost),
             metadata,
             is_test,
-            raw: cx.include_raw.then(|| item.clone()),
+            raw: cx.include_raw.then(|| serde_json::Value::from(item)),
         })
     }
 }
 
-fn messages(mm: &MessageMapping, item: &Value, ev: &mut Evaluator<'_>) -> Vec<Message> {
+fn messages(mm: &MessageMapping, item: &Json, ev: &mut Evaluator<'_>) -> Vec<Message> {
     let rule = |f: MessageField| mm.rules[f.index()].as_ref();
     mm.path
         .elements(item)

@@ -1,13 +1,17 @@
 //! JSONPath expressions of adapter files, compiled once at load with jsonpath-rust.
 //!
 //! Almost every path an adapter uses is a plain walk (`$.data.calls`, `$.meta.total_count`,
-//! `$.items[0]`); those run as a direct lookup with no allocation. Anything richer (filters,
-//! wildcards, descendants) runs through jsonpath-rust's compiled query.
+//! `$.items[0]`); those run as a direct lookup in the borrowed answer tree ([`Json`]) with no
+//! allocation. Anything richer (filters, wildcards, descendants) runs through jsonpath-rust's
+//! compiled query, which works on `serde_json::Value`: the node is converted, queried, and each
+//! match's normalized path (`$['data'][0]`) walked back in the borrowed tree. That costs a copy
+//! of the node per lookup, paid only by adapters that use such paths (none of the shipped ones).
 
+use super::Json;
 use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
 use jsonpath_rust::parser::parse_json_path;
 use jsonpath_rust::query::js_path_process;
-use serde_json::{Map, Value};
+use serde_json_borrow::ObjectAsVec;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Clone, Debug)]
@@ -17,11 +21,11 @@ enum Step {
 }
 
 /// A name to look up, and where it was found last time. A vendor writes every record of an
-/// answer with its fields in one order, and `serde_json`'s `preserve_order` map keeps that order,
-/// so one comparison at the remembered position usually finds the field; a miss scans and
-/// remembers the new position. The position is only a hint: a stale or foreign one costs one
-/// comparison, never a wrong answer. Threads share it with relaxed atomics and write it only on a
-/// miss, so steady traffic only reads it.
+/// answer with its fields in one order, and the answer tree keeps that order, so one comparison
+/// at the remembered position usually finds the field; a miss scans and remembers the new
+/// position. The position is only a hint: a stale or foreign one costs one comparison, never a
+/// wrong answer. Threads share it with relaxed atomics and write it only on a miss, so steady
+/// traffic only reads it. A name that occurs twice in one object finds its first occurrence.
 #[derive(Debug)]
 struct Key {
     name: String,
@@ -45,20 +49,17 @@ impl Key {
         }
     }
 
-    fn find_in<'a>(&self, map: &'a Map<String, Value>) -> Option<&'a Value> {
+    fn find_in<'a, 'j>(&self, map: &'a ObjectAsVec<'j>) -> Option<&'a Json<'j>> {
         let hint = self.seen_at.load(Ordering::Relaxed);
-        if let Some((name, value)) = map.iter().nth(hint) {
-            if *name == self.name {
+        if let Some((name, value)) = map.get_key_value_at(hint) {
+            if name == self.name {
                 return Some(value);
             }
-        }
-        if map.len() > SCAN_UP_TO {
-            return map.get(&self.name);
         }
         let (at, (_, value)) = map
             .iter()
             .enumerate()
-            .find(|(_, (name, _))| **name == self.name)?;
+            .find(|(_, (name, _))| *name == self.name)?;
         self.seen_at.store(at, Ordering::Relaxed);
         Some(value)
     }
@@ -121,42 +122,48 @@ impl JsonPath {
     }
 
     /// The first node the path selects, if any.
-    pub fn first<'a>(&self, root: &'a Value) -> Option<&'a Value> {
+    pub fn first<'a, 'j>(&self, root: &'a Json<'j>) -> Option<&'a Json<'j>> {
         match &self.plan {
             Plan::Walk(steps) => walk(root, steps),
-            Plan::Query(q) => js_path_process(q, root)
-                .ok()
-                .and_then(|nodes| nodes.into_iter().next().map(|n| n.val())),
+            Plan::Query(q) => query(q, root).into_iter().next(),
         }
     }
 
     /// The nodes a list-valued path selects: when the path selects one array, its elements; one
     /// non-null value, that value; several nodes, those nodes; nothing or `null`, nothing.
-    pub fn elements<'a>(&self, root: &'a Value) -> Vec<&'a Value> {
-        let nodes: Vec<&Value> = match &self.plan {
+    pub fn elements<'a, 'j>(&self, root: &'a Json<'j>) -> Vec<&'a Json<'j>> {
+        let nodes: Vec<&Json> = match &self.plan {
             Plan::Walk(steps) => walk(root, steps).into_iter().collect(),
-            Plan::Query(q) => js_path_process(q, root)
-                .map(|nodes| nodes.into_iter().map(|n| n.val()).collect())
-                .unwrap_or_default(),
+            Plan::Query(q) => query(q, root),
         };
         match nodes.as_slice() {
-            [Value::Array(items)] => items.iter().collect(),
-            [Value::Null] => Vec::new(),
+            [Json::Array(items)] => items.iter().collect(),
+            [Json::Null] => Vec::new(),
             _ => nodes,
         }
     }
 }
 
-/// Objects up to this many fields are searched by comparing names, not by hashing the name:
-/// `serde_json`'s ordered map hashes with SipHash, which costs more than a few length-first
-/// string comparisons (measured on the adapters' call records, ~15–30 fields).
-const SCAN_UP_TO: usize = 32;
+/// The nodes a jsonpath-rust query selects in `root`, in its order (see the module doc).
+fn query<'a, 'j>(q: &JpQuery, root: &'a Json<'j>) -> Vec<&'a Json<'j>> {
+    let owned = serde_json::Value::from(root);
+    let Ok(found) = js_path_process(q, &owned) else {
+        return Vec::new();
+    };
+    found
+        .into_iter()
+        .filter_map(|r| match JsonPath::compile(&r.path()).ok()?.plan {
+            Plan::Walk(steps) => walk(root, &steps),
+            Plan::Query(_) => None,
+        })
+        .collect()
+}
 
-fn walk<'a>(mut node: &'a Value, steps: &[Step]) -> Option<&'a Value> {
+fn walk<'a, 'j>(mut node: &'a Json<'j>, steps: &[Step]) -> Option<&'a Json<'j>> {
     for step in steps {
         node = match (step, node) {
-            (Step::Key(key), Value::Object(map)) => key.find_in(map)?,
-            (Step::Index(i), Value::Array(items)) => {
+            (Step::Key(key), Json::Object(map)) => key.find_in(map)?,
+            (Step::Index(i), Json::Array(items)) => {
                 let idx = if *i < 0 {
                     items.len().checked_sub(i.unsigned_abs() as usize)?
                 } else {
@@ -173,10 +180,15 @@ fn walk<'a>(mut node: &'a Value, steps: &[Step]) -> Option<&'a Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn doc() -> Value {
         json!({"data": {"calls": [{"id": 1, "tags": ["a"]}, {"id": 2}], "odd key": 5}, "n": null})
+    }
+
+    /// `path`'s first node in `doc`, as a `serde_json::Value` to compare.
+    fn first(path: &JsonPath, doc: &Value) -> Option<Value> {
+        path.first(&Json::from(doc)).map(Value::from)
     }
 
     #[test]
@@ -194,7 +206,11 @@ mod tests {
                 "{p} should take the fast path"
             );
             let expected = jsonpath_rust::query::js_path_vals(p, &d).unwrap();
-            assert_eq!(compiled.first(&d), expected.first().copied(), "{p}");
+            assert_eq!(
+                first(&compiled, &d),
+                expected.first().copied().cloned(),
+                "{p}"
+            );
         }
         let keys = |p: &str| {
             JsonPath::compile(p)
@@ -207,7 +223,15 @@ mod tests {
         assert_eq!(keys("$.items[0]"), None);
         let filtered = JsonPath::compile("$.data.calls[?@.id > 1].id").unwrap();
         assert!(matches!(filtered.plan, Plan::Query(_)));
-        assert_eq!(filtered.first(&d), Some(&json!(2)));
+        assert_eq!(first(&filtered, &d), Some(json!(2)));
+        let many = JsonPath::compile("$.data.calls[*].id").unwrap();
+        let d = Json::from(&d);
+        let ids: Vec<Value> = many.elements(&d).into_iter().map(Value::from).collect();
+        assert_eq!(
+            ids,
+            [json!(1), json!(2)],
+            "query matches walked back in order"
+        );
     }
 
     #[test]
@@ -222,17 +246,18 @@ mod tests {
             .collect::<serde_json::Map<_, _>>()
             .into();
         for _ in 0..3 {
-            assert_eq!(path.first(&ordered), Some(&json!("first")));
-            assert_eq!(path.first(&reordered), Some(&json!("second")));
-            assert_eq!(path.first(&without), None);
-            assert_eq!(path.first(&wide), Some(&json!("wide")));
-            assert_eq!(path.clone().first(&ordered), Some(&json!("first")));
+            assert_eq!(first(&path, &ordered), Some(json!("first")));
+            assert_eq!(first(&path, &reordered), Some(json!("second")));
+            assert_eq!(first(&path, &without), None);
+            assert_eq!(first(&path, &wide), Some(json!("wide")));
+            assert_eq!(first(&path.clone(), &ordered), Some(json!("first")));
         }
     }
 
     #[test]
     fn elements_flatten_one_array_and_skip_null() {
-        let d = doc();
+        let owned = doc();
+        let d = Json::from(&owned);
         assert_eq!(
             JsonPath::compile("$.data.calls")
                 .unwrap()

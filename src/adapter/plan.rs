@@ -217,9 +217,10 @@ impl Adapter {
             }
         }
         let mut params: Vec<(String, String)> = Vec::new();
+        let json = super::Json::from(&req.json);
         for (param, path) in &op.path_params {
             let value = path
-                .first(&req.json)
+                .first(&json)
                 .and_then(super::rules::scalar_text)
                 .unwrap_or_default();
             params.push((param.clone(), value.into_owned()));
@@ -236,7 +237,8 @@ impl Adapter {
             ("test", "test"),
             ("channel", "channel"),
         ] {
-            if let Some(v) = req.json.get(field).and_then(super::rules::scalar_text) {
+            let found = json.as_object().and_then(|o| o.get(field));
+            if let Some(v) = found.and_then(super::rules::scalar_text) {
                 params.push((name.to_string(), v.into_owned()));
             }
         }
@@ -295,7 +297,7 @@ fn render(
 ) -> Result<Option<Vec<u8>>, Problem> {
     let Some(t) = &op.body else { return Ok(None) };
     let body = t
-        .render(json)?
+        .render(&super::Json::from(json))?
         .unwrap_or(serde_json::Value::Object(Default::default()));
     Ok(Some(serde_json::to_vec(&body).unwrap_or_default()))
 }

@@ -4,8 +4,8 @@
 
 use super::fields::{EnumKind, Kind};
 use super::path::JsonPath;
+use super::Json;
 use crate::canonical::timestamp;
-use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -37,8 +37,8 @@ pub struct Drift {
 #[derive(Clone, Copy, Debug)]
 pub struct Params<'a>(pub &'a [(String, String)]);
 
-impl Params<'_> {
-    pub fn get(&self, name: &str) -> Option<&str> {
+impl<'a> Params<'a> {
+    pub fn get(&self, name: &str) -> Option<&'a str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -120,17 +120,17 @@ pub struct Condition {
 }
 
 impl Condition {
-    pub fn holds(&self, node: &Value) -> bool {
+    pub fn holds(&self, node: &Json) -> bool {
         let found = self.path.first(node);
         match &self.test {
-            Test::Null => matches!(found, Some(Value::Null)),
+            Test::Null => matches!(found, Some(Json::Null)),
             Test::Absent => found.is_none(),
-            Test::Missing => matches!(found, None | Some(Value::Null)),
-            Test::Present => !matches!(found, None | Some(Value::Null)),
+            Test::Missing => matches!(found, None | Some(Json::Null)),
+            Test::Present => !matches!(found, None | Some(Json::Null)),
             Test::Falsy => match found {
-                None | Some(Value::Null) | Some(Value::Bool(false)) => true,
-                Some(Value::Number(n)) => n.as_f64() == Some(0.0),
-                Some(Value::String(s)) => s.is_empty(),
+                None | Some(Json::Null) | Some(Json::Bool(false)) => true,
+                Some(Json::Number(n)) => n.as_f64() == Some(0.0),
+                Some(Json::Str(s)) => s.is_empty(),
                 _ => false,
             },
             Test::Equals(want) => found
@@ -167,7 +167,7 @@ pub struct EnumMap {
 
 impl EnumMap {
     /// The canonical value for `raw` as found in `node`, if any rule or value knows it.
-    pub fn lookup(&self, raw: &str, node: &Value) -> Option<&'static str> {
+    pub fn lookup(&self, raw: &str, node: &Json) -> Option<&'static str> {
         for rule in &self.rules {
             let value_ok = rule
                 .value
@@ -189,7 +189,8 @@ impl EnumMap {
 pub enum Source {
     Path(JsonPath),
     Param(String),
-    Const(Value),
+    /// A constant of the adapter file (owned, so it lives as long as the adapter).
+    Const(Json<'static>),
 }
 
 #[derive(Clone, Debug)]
@@ -207,27 +208,46 @@ pub struct Rule {
     pub alternatives: Vec<Alternative>,
 }
 
+/// A raw value a rule found: a node of the vendor's answer (or an adapter constant), or the
+/// text of a request parameter.
+#[derive(Clone, Copy, Debug)]
+pub enum Raw<'a> {
+    Node(&'a Json<'a>),
+    Param(&'a str),
+}
+
+impl<'a> Raw<'a> {
+    /// A scalar as text: strings as they are, numbers and booleans written out.
+    fn text(self) -> Option<Cow<'a, str>> {
+        match self {
+            Raw::Node(v) => scalar_text(v),
+            Raw::Param(s) => Some(Cow::Borrowed(s)),
+        }
+    }
+}
+
 /// The raw value a rule found, and the alternative that found it.
-pub struct Found<'a, 'r> {
-    pub value: Cow<'a, Value>,
-    pub alt: &'r Alternative,
+pub struct Found<'a> {
+    pub value: Raw<'a>,
+    pub alt: &'a Alternative,
 }
 
 impl Rule {
-    pub fn find<'a>(&'a self, node: &'a Value, params: Params<'_>) -> Option<Found<'a, 'a>> {
-        self.alternatives.iter().find_map(|alt| {
+    pub fn find<'a>(&'a self, node: &'a Json<'a>, params: Params<'a>) -> Option<Found<'a>> {
+        self.alternatives.iter().find_map(move |alt| {
             if alt.when.as_ref().is_some_and(|c| !c.holds(node)) {
                 return None;
             }
-            let value: Cow<'a, Value> = match &alt.source {
-                Source::Path(p) => Cow::Borrowed(p.first(node)?),
-                Source::Param(name) => Cow::Owned(Value::String(params.get(name)?.to_string())),
-                Source::Const(v) => Cow::Borrowed(v),
+            let value = match &alt.source {
+                Source::Path(p) => Raw::Node(p.first(node)?),
+                Source::Param(name) => Raw::Param(params.get(name)?),
+                Source::Const(v) => Raw::Node(v),
             };
-            let empty = match &*value {
-                Value::Null => true,
-                Value::String(s) => s.trim().is_empty(),
-                _ => false,
+            let empty = match value {
+                Raw::Node(Json::Null) => true,
+                Raw::Node(Json::Str(s)) => s.trim().is_empty(),
+                Raw::Param(s) => s.trim().is_empty(),
+                Raw::Node(_) => false,
             };
             (!empty).then_some(Found { value, alt })
         })
@@ -254,10 +274,10 @@ impl Evaluator<'_> {
         &mut self,
         field: &'static str,
         rule: Option<&Rule>,
-        node: &Value,
+        node: &Json,
     ) -> Option<String> {
         let found = rule?.find(node, self.params)?;
-        let Some(text) = scalar_text(&found.value) else {
+        let Some(text) = found.value.text() else {
             self.drift(field, DriftKind::WrongType);
             return None;
         };
@@ -280,17 +300,18 @@ impl Evaluator<'_> {
         &mut self,
         field: &'static str,
         rule: Option<&Rule>,
-        node: &Value,
+        node: &Json,
     ) -> Option<String> {
         let found = rule?.find(node, self.params)?;
-        let instant = match (found.alt.transform, &*found.value) {
+        let instant = match (found.alt.transform, found.value) {
             (Transform::EpochMs, v) => {
                 number(v).and_then(|n| timestamp::from_epoch_millis(n as i128))
             }
             (Transform::EpochSeconds, v) => {
                 number(v).and_then(|n| timestamp::from_epoch_millis((n * 1000.0) as i128))
             }
-            (_, Value::String(s)) => timestamp::parse_datetime(s.trim()),
+            (_, Raw::Node(Json::Str(s))) => timestamp::parse_datetime(s.trim()),
+            (_, Raw::Param(s)) => timestamp::parse_datetime(s.trim()),
             _ => None,
         };
         // An instant past 9999-12-31 in UTC (`9999-12-31T23:59:59-01:00`) has no canonical form.
@@ -301,14 +322,9 @@ impl Evaluator<'_> {
         text
     }
 
-    pub fn number(
-        &mut self,
-        field: &'static str,
-        rule: Option<&Rule>,
-        node: &Value,
-    ) -> Option<f64> {
+    pub fn number(&mut self, field: &'static str, rule: Option<&Rule>, node: &Json) -> Option<f64> {
         let found = rule?.find(node, self.params)?;
-        let Some(n) = number(&found.value) else {
+        let Some(n) = number(found.value) else {
             self.drift(field, DriftKind::WrongType);
             return None;
         };
@@ -322,13 +338,18 @@ impl Evaluator<'_> {
         &mut self,
         field: &'static str,
         rule: Option<&Rule>,
-        node: &Value,
+        node: &Json,
     ) -> Option<bool> {
         let found = rule?.find(node, self.params)?;
-        let out = match &*found.value {
-            Value::Bool(b) => Some(*b),
-            Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-            Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        let text = match found.value {
+            Raw::Node(Json::Bool(b)) => return Some(*b),
+            Raw::Node(Json::Str(s)) => Some(s.as_ref()),
+            Raw::Param(s) => Some(s),
+            Raw::Node(_) => None,
+        };
+        let out = match text {
+            Some(s) if s.eq_ignore_ascii_case("true") => Some(true),
+            Some(s) if s.eq_ignore_ascii_case("false") => Some(false),
             _ => None,
         };
         if out.is_none() {
@@ -341,16 +362,17 @@ impl Evaluator<'_> {
         &mut self,
         field: &'static str,
         rule: Option<&Rule>,
-        node: &Value,
-    ) -> serde_json::Map<String, Value> {
+        node: &Json,
+    ) -> serde_json::Map<String, serde_json::Value> {
         match rule.and_then(|r| r.find(node, self.params)) {
-            Some(found) => match found.value.into_owned() {
-                Value::Object(map) => map,
-                _ => {
-                    self.drift(field, DriftKind::WrongType);
-                    serde_json::Map::new()
-                }
-            },
+            Some(Found {
+                value: Raw::Node(Json::Object(map)),
+                ..
+            }) => map.into(),
+            Some(_) => {
+                self.drift(field, DriftKind::WrongType);
+                serde_json::Map::new()
+            }
             None => serde_json::Map::new(),
         }
     }
@@ -362,13 +384,13 @@ impl Evaluator<'_> {
         field: &'static str,
         kind: EnumKind,
         rule: Option<&Rule>,
-        node: &Value,
+        node: &Json,
     ) -> Option<&'static str> {
         let rule = rule?;
         let Some(found) = rule.find(node, self.params) else {
             return rule.map().and_then(|m| m.default);
         };
-        let raw = scalar_text(&found.value);
+        let raw = found.value.text();
         let mapped = match (raw, &found.alt.map) {
             (Some(raw), Some(map)) => map.lookup(raw.trim(), node),
             // A rule without a map passes canonical values through.
@@ -382,22 +404,24 @@ impl Evaluator<'_> {
     }
 }
 
-/// A scalar as text: strings as they are, numbers and booleans written out.
-pub fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
+/// A scalar as text: strings as they are, numbers (written as `serde_json` writes them) and
+/// booleans written out.
+pub fn scalar_text<'a>(v: &'a Json) -> Option<Cow<'a, str>> {
     match v {
-        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        Json::Str(s) => Some(Cow::Borrowed(s.as_ref())),
+        Json::Number(n) => Some(Cow::Owned(serde_json::Number::from(*n).to_string())),
+        Json::Bool(b) => Some(Cow::Owned(b.to_string())),
         _ => None,
     }
 }
 
 /// A number, or a string holding one (vendors send `"7200"` for 7200).
-fn number(v: &Value) -> Option<f64> {
+fn number(v: Raw) -> Option<f64> {
     match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
+        Raw::Node(Json::Number(n)) => n.as_f64(),
+        Raw::Node(Json::Str(s)) => s.trim().parse::<f64>().ok(),
+        Raw::Param(s) => s.trim().parse::<f64>().ok(),
+        Raw::Node(_) => None,
     }
     .filter(|n| n.is_finite())
 }
@@ -456,15 +480,40 @@ mod tests {
             rules: Vec::new(),
             default: None,
         };
-        assert_eq!(map.lookup("IN-Progress", &Value::Null), Some("in_progress"));
-        assert_eq!(map.lookup("done", &Value::Null), None);
+        assert_eq!(map.lookup("IN-Progress", &Json::Null), Some("in_progress"));
+        assert_eq!(map.lookup("done", &Json::Null), None);
     }
 
     #[test]
     fn numbers_accept_numeric_strings_only() {
-        assert_eq!(number(&Value::from("7200")), Some(7200.0));
-        assert_eq!(number(&Value::from(1.5)), Some(1.5));
-        assert_eq!(number(&Value::from("7200s")), None);
-        assert_eq!(number(&Value::from("NaN")), None);
+        let node = |v: Json<'static>| number(Raw::Node(&v));
+        assert_eq!(node(Json::from("7200")), Some(7200.0));
+        assert_eq!(node(Json::from(1.5)), Some(1.5));
+        assert_eq!(node(Json::from("7200s")), None);
+        assert_eq!(node(Json::from("NaN")), None);
+        assert_eq!(number(Raw::Param(" 30 ")), Some(30.0));
+    }
+
+    #[test]
+    fn numbers_as_text_are_written_as_serde_json_writes_them() {
+        let text = |v: &str| {
+            let owned: serde_json::Value = serde_json::from_str(v).unwrap();
+            let borrowed: Json = serde_json::from_str(v).unwrap();
+            assert_eq!(
+                scalar_text(&borrowed).map(Cow::into_owned),
+                Some(owned.to_string())
+            );
+        };
+        for v in [
+            "1",
+            "-7",
+            "1.0",
+            "1.5",
+            "1e20",
+            "18446744073709551615",
+            "true",
+        ] {
+            text(v);
+        }
     }
 }

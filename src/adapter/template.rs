@@ -7,6 +7,7 @@
 //! `{{…}}` are literal. `$$` at the start of a string escapes a literal `$`.
 
 use super::path::JsonPath;
+use super::Json;
 use crate::canonical::{ErrorCode, Problem};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -126,8 +127,9 @@ impl Template {
         }
     }
 
-    /// Renders the vendor body from the canonical request; `None` when nothing was found.
-    pub fn render(&self, request: &Value) -> Result<Option<Value>, Problem> {
+    /// Renders the vendor body from the canonical request (read as a [`Json`] tree); `None`
+    /// when nothing was found.
+    pub fn render(&self, request: &Json) -> Result<Option<Value>, Problem> {
         Ok(match self {
             Template::Literal(v) => Some(v.clone()),
             Template::Ref(r) => match r.path.first(request).filter(|v| !v.is_null()) {
@@ -157,7 +159,7 @@ impl Template {
 }
 
 impl Reference {
-    fn apply(&self, v: &Value) -> Result<Value, Problem> {
+    fn apply(&self, v: &Json) -> Result<Value, Problem> {
         if let Some((name, map)) = &self.map {
             let key = v.as_str().unwrap_or_default();
             return map.get(key).map(|s| Value::String(s.clone())).ok_or_else(|| {
@@ -174,13 +176,13 @@ impl Reference {
                 .as_object()
                 .map(|m| {
                     m.iter()
-                        .map(|(k, v)| serde_json::json!({"name": k, "value": v}))
+                        .map(|(k, v)| serde_json::json!({"name": k, "value": Value::from(v)}))
                         .collect()
                 })
                 .unwrap_or_default();
             return Ok(Value::Array(entries));
         }
-        Ok(v.clone())
+        Ok(Value::from(v))
     }
 }
 
@@ -209,7 +211,7 @@ mod tests {
             status = { "$path" = "$.status", "$map" = "status" }
         "#);
         let req = json!({"to": "+14155550100", "test": true, "status": "completed", "customer": {"fields": {"Order ID": "12345", "Amount": 150.75}}});
-        let out = t.render(&req).unwrap().unwrap();
+        let out = t.render(&Json::from(&req)).unwrap().unwrap();
         assert_eq!(out["to"], "+14155550100");
         assert_eq!(out["literal"], "Hello {{Order ID}} $5");
         assert_eq!(out["dollar"], "$.not.a.path");
@@ -229,7 +231,9 @@ mod tests {
     #[test]
     fn an_unmappable_value_is_a_problem_naming_the_field() {
         let t = tpl(r#"status = { "$path" = "$.status", "$map" = "status" }"#);
-        let p = t.render(&json!({"status": "busy"})).unwrap_err();
+        let p = t
+            .render(&Json::from(&json!({"status": "busy"})))
+            .unwrap_err();
         assert_eq!(p.errors[0].field, "status");
     }
 }

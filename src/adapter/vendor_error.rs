@@ -4,34 +4,34 @@
 
 use super::rules::scalar_text;
 use super::Adapter;
+use super::Json;
 use crate::canonical::problem::ProviderFault;
 use crate::canonical::{ErrorCode, Problem};
-use serde_json::Value;
 
 /// Longest vendor message quoted in a problem's `detail`.
 const MAX_QUOTE: usize = 300;
 
 impl Adapter {
-    /// Classifies a complete vendor answer.
-    pub fn read_answer(
+    /// Classifies a complete vendor answer; a usable one is read into a tree borrowing `body`.
+    pub fn read_answer<'j>(
         &self,
         provider: &str,
         status: u16,
         retry_after: Option<&str>,
-        body: &[u8],
-    ) -> Result<Value, Problem> {
-        let json: Option<Value> = serde_json::from_slice(body).ok();
+        body: &'j [u8],
+    ) -> Result<Json<'j>, Problem> {
+        let json: Option<Json> = serde_json::from_slice(body).ok();
         self.judge_answer(provider, status, retry_after, json)
     }
 
     /// Classifies a vendor answer already parsed (`None`: the body is not JSON).
-    pub(super) fn judge_answer(
+    pub(super) fn judge_answer<'j>(
         &self,
         provider: &str,
         status: u16,
         retry_after: Option<&str>,
-        json: Option<Value>,
-    ) -> Result<Value, Problem> {
+        json: Option<Json<'j>>,
+    ) -> Result<Json<'j>, Problem> {
         if (200..300).contains(&status) {
             let Some(json) = json else {
                 return Err(self.problem(
@@ -79,7 +79,7 @@ impl Adapter {
         provider: &str,
         code: ErrorCode,
         status: u16,
-        body: Option<&Value>,
+        body: Option<&Json>,
         what: &str,
     ) -> Problem {
         let message = body.and_then(|b| {
@@ -110,10 +110,10 @@ impl Adapter {
 }
 
 /// A vendor message: a string, or an array of strings joined with "; ", shortened.
-fn message_text(v: &Value) -> Option<String> {
+fn message_text(v: &Json) -> Option<String> {
     let text = match v {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items
+        Json::Str(s) => s.to_string(),
+        Json::Array(items) => items
             .iter()
             .filter_map(|i| i.as_str())
             .collect::<Vec<_>>()

@@ -11,14 +11,16 @@
 //! callgate applies itself, one plain item path (`$`, `$.data`, …). Anything else (or an answer
 //! of another shape, which then fails or succeeds exactly as a whole parse would) is parsed whole.
 //! One difference is deliberate: a skipped record's strings are not checked to be UTF-8, as
-//! they are never read.
+//! they are never read. An envelope field name written with escapes (`"da\u0074a"`) cannot be
+//! borrowed from the answer, so such an answer is parsed whole.
 
 use super::listing::ListBody;
 use super::plan::ListPlan;
-use super::Adapter;
+use super::{Adapter, Json};
 use crate::canonical::Problem;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json_borrow::ObjectAsVec;
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
@@ -34,14 +36,14 @@ impl Adapter {
     /// [`Adapter::read_answer`] for a list page: for a 2xx answer of an unpaged list that
     /// callgate does not filter, only the page's items are built (the [`ListBody`] then says
     /// how many there were in all).
-    pub fn read_list_answer(
+    pub fn read_list_answer<'j>(
         &self,
         plan: &ListPlan,
         provider: &str,
         status: u16,
         retry_after: Option<&str>,
-        body: &[u8],
-    ) -> Result<ListBody, Problem> {
+        body: &'j [u8],
+    ) -> Result<ListBody<'j>, Problem> {
         // Cheapest test first: a paged or filtered list never builds the key list.
         let window = plan.window().filter(|_| (200..300).contains(&status));
         let keys = match (window, self.list.as_ref().map(|l| l.items.as_slice())) {
@@ -67,7 +69,7 @@ impl Adapter {
 impl Window<'_> {
     /// The answer with only the window's items in the item array, and the number of items the
     /// array had; `None` when `bytes` is not JSON or has no array at the item path.
-    fn parse(self, bytes: &[u8]) -> Option<(Value, usize)> {
+    fn parse<'j>(self, bytes: &'j [u8]) -> Option<(Json<'j>, usize)> {
         let total = Cell::new(None);
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let value = At {
@@ -90,9 +92,9 @@ struct At<'w, 'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for At<'_, '_> {
-    type Value = Value;
+    type Value = Json<'de>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Json<'de>, D::Error> {
         if self.depth == self.window.keys.len() {
             d.deserialize_seq(self)
         } else {
@@ -102,7 +104,7 @@ impl<'de> DeserializeSeed<'de> for At<'_, '_> {
 }
 
 impl<'de> Visitor<'de> for At<'_, '_> {
-    type Value = Value;
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         if self.depth == self.window.keys.len() {
@@ -113,9 +115,12 @@ impl<'de> Visitor<'de> for At<'_, '_> {
     }
 
     /// The envelope on the way to the items: every field a value, the one on the path windowed.
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        let mut out: Vec<(&'de str, Json<'de>)> = Vec::new();
+        while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
+            let Cow::Borrowed(key) = key else {
+                return Err(de::Error::custom("an escaped field name"));
+            };
             let value = if key == self.window.keys[self.depth] {
                 map.next_value_seed(At {
                     window: self.window,
@@ -123,21 +128,23 @@ impl<'de> Visitor<'de> for At<'_, '_> {
                     total: self.total,
                 })?
             } else {
-                map.next_value::<Value>()?
+                map.next_value::<Json<'de>>()?
             };
-            out.insert(key, value);
+            out.push((key, value));
         }
-        Ok(Value::Object(out))
+        Ok(Json::Object(ObjectAsVec::from(out)))
     }
 
     /// The item array: the window's items built, the others checked and counted.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
         let Window { start, end, .. } = self.window;
         let mut kept = Vec::with_capacity(end.saturating_sub(start).min(1024));
         let mut n = 0usize;
         loop {
             let more = if (start..end).contains(&n) {
-                seq.next_element::<Value>()?.map(|v| kept.push(v)).is_some()
+                seq.next_element::<Json<'de>>()?
+                    .map(|v| kept.push(v))
+                    .is_some()
             } else {
                 seq.next_element_seed(SkipObject)?.is_some()
             };
@@ -147,9 +154,14 @@ impl<'de> Visitor<'de> for At<'_, '_> {
             n += 1;
         }
         self.total.set(Some(n));
-        Ok(Value::Array(kept))
+        Ok(Json::Array(kept))
     }
 }
+
+/// A field name, borrowed from the answer when it has no escapes (serde deserializes a plain
+/// `Cow<str>` as owned unless told to borrow).
+#[derive(serde::Deserialize)]
+struct Name<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// A skipped item: it must be an object (as a whole parse would insist), but nothing is built.
 /// A non-object fails the windowed parse, and the whole parse then reports it.
@@ -179,22 +191,28 @@ impl<'de> Visitor<'de> for SkipObject {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn window<'a>(keys: &'a [&'a str], start: usize, end: usize) -> Window<'a> {
         Window { keys, start, end }
+    }
+
+    /// The windowed parse of `body`, as a `serde_json::Value` to compare.
+    fn parse(w: Window, body: &[u8]) -> Option<(Value, usize)> {
+        w.parse(body).map(|(v, n)| (Value::from(v), n))
     }
 
     #[test]
     fn a_bare_array_keeps_only_the_window_and_counts_all() {
         let body = br#"[{"id":1},{"id":2,"x":[1,{"y":"z"}]},{"id":3},{"id":4}]"#;
         let none: &[&str] = &[];
-        let (v, total) = window(none, 1, 3).parse(body).unwrap();
+        let (v, total) = parse(window(none, 1, 3), body).unwrap();
         assert_eq!(v, serde_json::json!([{"id":2,"x":[1,{"y":"z"}]},{"id":3}]));
         assert_eq!(total, 4);
-        let (v, total) = window(none, 3, 10).parse(body).unwrap();
+        let (v, total) = parse(window(none, 3, 10), body).unwrap();
         assert_eq!(v, serde_json::json!([{"id":4}]));
         assert_eq!(total, 4);
-        let (v, _) = window(none, 9, 12).parse(body).unwrap();
+        let (v, _) = parse(window(none, 9, 12), body).unwrap();
         assert_eq!(v, serde_json::json!([]));
     }
 
@@ -202,7 +220,7 @@ mod tests {
     fn an_envelope_keeps_every_other_field() {
         let body =
             br#"{"meta":{"total":3},"data":{"calls":[{"a":1},{"a":2},{"a":3}],"n":3},"ok":true}"#;
-        let (v, total) = window(&["data", "calls"], 0, 1).parse(body).unwrap();
+        let (v, total) = parse(window(&["data", "calls"], 0, 1), body).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"meta":{"total":3},"data":{"calls":[{"a":1}],"n":3},"ok":true})
@@ -225,7 +243,7 @@ mod tests {
             (none, b"not json"),
         ] {
             assert!(
-                window(keys, 0, 1).parse(body).is_none(),
+                parse(window(keys, 0, 1), body).is_none(),
                 "{}",
                 String::from_utf8_lossy(body)
             );
@@ -241,7 +259,7 @@ mod tests {
         let k: &[&str] = &["data"];
         for start in 0..27 {
             for len in [0, 1, 7, 20, 30] {
-                let (v, total) = window(k, start, start + len).parse(&body).unwrap();
+                let (v, total) = parse(window(k, start, start + len), &body).unwrap();
                 let want: Vec<Value> = items.iter().skip(start).take(len).cloned().collect();
                 assert_eq!(v, serde_json::json!({ "data": want }));
                 assert_eq!(total, 25);

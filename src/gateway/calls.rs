@@ -7,6 +7,7 @@ use super::{route, Gateway, Incoming};
 use crate::adapter::normalize::Context;
 use crate::adapter::plan::VendorRequest;
 use crate::adapter::rules::Params;
+use crate::adapter::Json;
 use crate::cache::{CacheKey, CachePolicy, EntryKind, Fetched};
 use crate::canonical::call::{CallPage, Pagination};
 use crate::canonical::cursor::{Cursor, Position};
@@ -41,7 +42,8 @@ impl CallCx<'_> {
         let f = &mut facts;
         let (provider, request, params) = (&provider, &request, &params);
         let fetch = move || async move {
-            let body = self.exchange(provider, request, f).await?;
+            let answer = self.exchange(provider, request, f).await?;
+            let body = read_json(provider, &answer, f)?;
             let cx = Context {
                 provider: &provider.name,
                 params: Params(params),
@@ -102,17 +104,15 @@ impl CallCx<'_> {
         let f = &mut facts;
         let (provider, plan, q, at) = (&provider, &plan, &q, &at);
         let fetch = move || async move {
-            let body = self
-                .exchange_with(provider, &plan.request, f, |a| {
-                    adapter.read_list_answer(
-                        plan,
-                        &provider.name,
-                        a.status,
-                        a.retry_after.as_deref(),
-                        &a.body,
-                    )
-                })
-                .await?;
+            let answer = self.exchange(provider, &plan.request, f).await?;
+            let body = adapter.read_list_answer(
+                plan,
+                &provider.name,
+                answer.status,
+                answer.retry_after.as_deref(),
+                &answer.body,
+            );
+            let body = noted(f, body)?;
             let page = plan
                 .assemble(
                     adapter,
@@ -182,32 +182,15 @@ impl CallCx<'_> {
         result
     }
 
-    /// Sends a planned request and reads the answer into JSON or the problem it maps to.
+    /// Sends a planned request; the vendor's whole answer, or the problem a failed exchange
+    /// maps to. The caller reads the answer with an adapter reader (which borrows the body)
+    /// through [`noted`].
     pub(super) async fn exchange(
         &self,
         provider: &Provider,
         request: &VendorRequest,
         outcome: &mut Outcome,
-    ) -> Result<serde_json::Value, Problem> {
-        self.exchange_with(provider, request, outcome, |a| {
-            provider.adapter.read_answer(
-                &provider.name,
-                a.status,
-                a.retry_after.as_deref(),
-                &a.body,
-            )
-        })
-        .await
-    }
-
-    /// Sends a planned request and reads the answer with `read` (an adapter's reader).
-    async fn exchange_with<T>(
-        &self,
-        provider: &Provider,
-        request: &VendorRequest,
-        outcome: &mut Outcome,
-        read: impl FnOnce(&VendorAnswer) -> Result<T, Problem>,
-    ) -> Result<T, Problem> {
+    ) -> Result<VendorAnswer, Problem> {
         let max = self.rt.settings.max_vendor_body_bytes;
         // Boxed: the exchange future is ~10 KB (Pingora's connector), and every request future
         // that holds it inline is copied whole when Pingora boxes the request — a cache hit
@@ -230,8 +213,29 @@ impl CallCx<'_> {
             &provider.name,
             answer.status < 500 && answer.status != 401 && answer.status != 403,
         );
-        read(&answer).inspect_err(|p| outcome.upstream_error = upstream_error_kind(p))
+        Ok(answer)
     }
+}
+
+/// A vendor answer read as JSON (borrowing its body), or the problem it maps to.
+pub(super) fn read_json<'j>(
+    provider: &Provider,
+    answer: &'j VendorAnswer,
+    outcome: &mut Outcome,
+) -> Result<Json<'j>, Problem> {
+    let read = provider.adapter.read_answer(
+        &provider.name,
+        answer.status,
+        answer.retry_after.as_deref(),
+        &answer.body,
+    );
+    noted(outcome, read)
+}
+
+/// An adapter's reading of a vendor answer, its failure noted in the outcome
+/// (`callgate_upstream_errors_total{kind}`).
+fn noted<T>(outcome: &mut Outcome, read: Result<T, Problem>) -> Result<T, Problem> {
+    read.inspect_err(|p| outcome.upstream_error = upstream_error_kind(p))
 }
 
 /// The `callgate_upstream_errors_total{kind}` of a vendor answer that failed; `None` for answers

@@ -140,10 +140,11 @@ impl CallCx<'_> {
             ErrorCode::ProviderError | ErrorCode::ProviderTimeout => p.outcome_unknown(),
             _ => p,
         };
-        let body = self
+        let answer = self
             .exchange(provider, request, facts)
             .await
             .map_err(unknown)?;
+        let body = super::calls::read_json(provider, &answer, facts).map_err(unknown)?;
         let cx = Context {
             provider: &provider.name,
             params: Params(params),
