@@ -287,6 +287,13 @@ mod tests {
     }
 
     #[test]
+    fn a_field_named_twice_is_read_by_its_first_occurrence() {
+        let doc: Json = serde_json::from_str(r#"{"a": 1, "b": {"c": "x"}, "a": 2}"#).unwrap();
+        let a = JsonPath::compile("$.a").unwrap();
+        assert_eq!(a.first(&doc).map(Value::from), Some(json!(1)));
+    }
+
+    #[test]
     fn bad_paths_fail_to_compile_with_a_message() {
         let err = JsonPath::compile("$.data[").unwrap_err();
         assert!(!err.is_empty());
