@@ -259,13 +259,26 @@ impl Harness {
         )
     }
 
-    /// The admin listener's `/metrics` text.
+    /// The admin listener's `/metrics` text once no request is in flight. A request's series
+    /// are recorded in Pingora's `logging` hook, which runs after its answer is sent: the client
+    /// can see the answer before the series count it (seen on a loaded CI machine).
     pub fn metrics(&self) -> String {
-        ureq::get(&format!("http://{}/metrics", self.gateway.admin_addr))
-            .call()
-            .expect("metrics")
-            .into_string()
-            .unwrap()
+        let scrape = || {
+            ureq::get(&format!("http://{}/metrics", self.gateway.admin_addr))
+                .call()
+                .expect("metrics")
+                .into_string()
+                .unwrap()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = scrape();
+            let idle = text.lines().any(|l| l == "callgate_inflight_requests 0");
+            if idle || std::time::Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// A sample's value from `/metrics` (exact series text, e.g. `callgate_cache_bytes`).
