@@ -65,7 +65,7 @@ default = "acme-1"
         addr = sims.addr(VendorKind::Zudu)
     );
     let gw = RunningGateway::start(common::load(&text));
-    let h = Harness::around(sims, gw);
+    let h = Harness { sims, gateway: gw };
     let mut seen = Vec::new();
     let mut url = "/v1/calls?limit=40".to_string();
     loop {

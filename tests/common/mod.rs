@@ -178,34 +178,10 @@ pub fn load(text: &str) -> Runtime {
 pub struct Harness {
     pub sims: SimCluster,
     pub gateway: RunningGateway,
-    /// Holds the `dead` provider's port closed for the harness's life.
-    _dead: ClosedPort,
 }
 
-/// A loopback port that refuses connections and stays so: a socket bound to it that never
-/// listens. (A port merely bound and released can be taken by a listener of a test running in
-/// parallel, and the "dead" vendor then answers.)
-pub struct ClosedPort {
-    _socket: socket2::Socket,
-    pub port: u16,
-}
-
-impl ClosedPort {
-    pub fn new() -> ClosedPort {
-        use socket2::{Domain, Socket, Type};
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-        socket.bind(&any.into()).unwrap();
-        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
-        ClosedPort {
-            _socket: socket,
-            port,
-        }
-    }
-}
-
-/// A loopback port nothing listens on (just bound and released), for a server the test starts
-/// (a vendor that must stay closed takes a [`ClosedPort`]).
+/// A loopback port nothing listens on (just bound and released): for a closed vendor, or for
+/// a server the test starts.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
@@ -224,23 +200,9 @@ impl Harness {
     pub fn start_configured(opts: SimOptions, extra: &str) -> Harness {
         captured_logs();
         let sims = SimCluster::start(opts);
-        let dead = ClosedPort::new();
-        let text = config_text(&sims, dead.port, extra);
+        let text = config_text(&sims, free_port(), extra);
         let gateway = RunningGateway::start(load(&text));
-        Harness {
-            sims,
-            gateway,
-            _dead: dead,
-        }
-    }
-
-    /// A harness around a gateway started with a config of the test's own (no `dead` vendor).
-    pub fn around(sims: SimCluster, gateway: RunningGateway) -> Harness {
-        Harness {
-            sims,
-            gateway,
-            _dead: ClosedPort::new(),
-        }
+        Harness { sims, gateway }
     }
 
     pub fn sim(&self, kind: VendorKind) -> Arc<VendorSim> {
