@@ -226,7 +226,7 @@ impl Adapter {
             params.push((param.clone(), value.into_owned()));
         }
         let mut request = build(&op.endpoint, Params(&params), Vec::new());
-        request.body = render(op, &req.json)?;
+        request.body = render(op, &json)?;
         if let (Some(h), Some(k)) = (&op.idempotency_header, idempotency_key) {
             request.headers.push((h.clone(), k.to_string()));
         }
@@ -270,7 +270,7 @@ impl Adapter {
             }
         }
         let mut request = build(&op.endpoint, Params(id_params), Vec::new());
-        request.body = render(op, &req.json)?;
+        request.body = render(op, &super::Json::from(&req.json))?;
         if let (Some(h), Some(k)) = (&op.idempotency_header, idempotency_key) {
             request.headers.push((h.clone(), k.to_string()));
         }
@@ -291,13 +291,11 @@ fn required(vendor: &str, require: &[String], json: &serde_json::Value) -> Resul
     Ok(())
 }
 
-fn render(
-    op: &super::WriteOperation,
-    json: &serde_json::Value,
-) -> Result<Option<Vec<u8>>, Problem> {
+/// The vendor body of a write from the canonical request, read as a [`super::Json`] tree.
+fn render(op: &super::WriteOperation, json: &super::Json) -> Result<Option<Vec<u8>>, Problem> {
     let Some(t) = &op.body else { return Ok(None) };
     let body = t
-        .render(&super::Json::from(json))?
+        .render(json)?
         .unwrap_or(serde_json::Value::Object(Default::default()));
     Ok(Some(serde_json::to_vec(&body).unwrap_or_default()))
 }
