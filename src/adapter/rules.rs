@@ -224,6 +224,15 @@ impl<'a> Raw<'a> {
             Raw::Param(s) => Some(Cow::Borrowed(s)),
         }
     }
+
+    /// The string it is: a JSON string or a parameter's text; `None` for other JSON values.
+    fn string(self) -> Option<&'a str> {
+        match self {
+            Raw::Node(Json::Str(s)) => Some(s),
+            Raw::Param(s) => Some(s),
+            Raw::Node(_) => None,
+        }
+    }
 }
 
 /// The raw value a rule found, and the alternative that found it.
@@ -243,12 +252,8 @@ impl Rule {
                 Source::Param(name) => Raw::Param(params.get(name)?),
                 Source::Const(v) => Raw::Node(v),
             };
-            let empty = match value {
-                Raw::Node(Json::Null) => true,
-                Raw::Node(Json::Str(s)) => s.trim().is_empty(),
-                Raw::Param(s) => s.trim().is_empty(),
-                Raw::Node(_) => false,
-            };
+            let empty = matches!(value, Raw::Node(Json::Null))
+                || value.string().is_some_and(|s| s.trim().is_empty());
             (!empty).then_some(Found { value, alt })
         })
     }
@@ -310,9 +315,7 @@ impl Evaluator<'_> {
             (Transform::EpochSeconds, v) => {
                 number(v).and_then(|n| timestamp::from_epoch_millis((n * 1000.0) as i128))
             }
-            (_, Raw::Node(Json::Str(s))) => timestamp::parse_datetime(s.trim()),
-            (_, Raw::Param(s)) => timestamp::parse_datetime(s.trim()),
-            _ => None,
+            (_, v) => v.string().and_then(|s| timestamp::parse_datetime(s.trim())),
         };
         // An instant past 9999-12-31 in UTC (`9999-12-31T23:59:59-01:00`) has no canonical form.
         let text = instant.and_then(timestamp::format_utc);
@@ -341,13 +344,10 @@ impl Evaluator<'_> {
         node: &Json,
     ) -> Option<bool> {
         let found = rule?.find(node, self.params)?;
-        let text = match found.value {
-            Raw::Node(Json::Bool(b)) => return Some(*b),
-            Raw::Node(Json::Str(s)) => Some(s.as_ref()),
-            Raw::Param(s) => Some(s),
-            Raw::Node(_) => None,
-        };
-        let out = match text {
+        if let Raw::Node(Json::Bool(b)) = found.value {
+            return Some(*b);
+        }
+        let out = match found.value.string() {
             Some(s) if s.eq_ignore_ascii_case("true") => Some(true),
             Some(s) if s.eq_ignore_ascii_case("false") => Some(false),
             _ => None,
@@ -419,9 +419,7 @@ pub fn scalar_text<'a>(v: &'a Json) -> Option<Cow<'a, str>> {
 fn number(v: Raw) -> Option<f64> {
     match v {
         Raw::Node(Json::Number(n)) => n.as_f64(),
-        Raw::Node(Json::Str(s)) => s.trim().parse::<f64>().ok(),
-        Raw::Param(s) => s.trim().parse::<f64>().ok(),
-        Raw::Node(_) => None,
+        v => v.string().and_then(|s| s.trim().parse::<f64>().ok()),
     }
     .filter(|n| n.is_finite())
 }
