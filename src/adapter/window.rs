@@ -10,15 +10,17 @@
 //! Used only where the page is known before the answer is read: an unpaged list, no filter
 //! callgate applies itself, one plain item path (`$`, `$.data`, …). Anything else (or an answer
 //! of another shape, which then fails or succeeds exactly as a whole parse would) is parsed whole.
-//! One difference is deliberate: a skipped record's strings are not checked to be UTF-8, as
-//! they are never read. An envelope field name written with escapes (`"da\u0074a"`) cannot be
-//! borrowed from the answer, so such an answer is parsed whole.
+//! A skipped record is still checked to be JSON, UTF-8 and an object, so a page is never served
+//! from an answer the whole parse would refuse. An envelope field name written with escapes
+//! (`"da\u0074a"`) cannot be borrowed from the answer, so such an answer is parsed whole.
 
 use super::listing::ListBody;
 use super::plan::ListPlan;
 use super::{Adapter, Json};
 use crate::canonical::Problem;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json_borrow::ObjectAsVec;
 use std::cell::Cell;
 use std::fmt;
@@ -156,27 +158,25 @@ impl<'de> Visitor<'de> for At<'_, '_> {
 }
 
 /// A skipped item: it must be an object (as a whole parse would insist), but nothing is built.
-/// A non-object fails the windowed parse, and the whole parse then reports it.
+/// serde_json skips it as a [`RawValue`] (checked JSON and UTF-8, its bytes borrowed, no field
+/// visited one by one: about half the time of walking its fields with `IgnoredAny`), and the
+/// first byte says whether it is an object. A non-object fails the windowed parse, and the
+/// whole parse then reports it.
 struct SkipObject;
 
 impl<'de> DeserializeSeed<'de> for SkipObject {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SkipObject {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a call object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(())
+        let raw = <&'de RawValue>::deserialize(d)?;
+        if raw.get().starts_with('{') {
+            Ok(())
+        } else {
+            Err(de::Error::invalid_type(
+                de::Unexpected::Other("a non-object item"),
+                &"a call object",
+            ))
+        }
     }
 }
 
@@ -231,6 +231,7 @@ mod tests {
             (k, br#"[{"a":1}]"#),
             (none, br#"[{"a":1},2]"#),
             (none, br#"[{"a":1},{"b":]"#),
+            (none, b"[{\"a\":1},{\"b\":\"\xff\"}]"),
             (none, br#"[{"a":1}] trailing"#),
             (none, b"not json"),
             (k, br#"{"d\u0061ta":[{"a":1}]}"#),
