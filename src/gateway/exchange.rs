@@ -184,25 +184,29 @@ impl VendorClient {
             .read_response_header()
             .await
             .map_err(before_answer)?;
-        let (status, retry_after) = {
+        let (status, retry_after, declared) = {
             let h = session
                 .response_header()
                 .ok_or((ExchangeError::Broken("no response header".into()), false))?;
-            let retry = h
-                .headers
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            (h.status.as_u16(), retry)
+            let text = |name: &str| h.headers.get(name).and_then(|v| v.to_str().ok());
+            let declared = text("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+            (
+                h.status.as_u16(),
+                text("retry-after").map(str::to_string),
+                declared,
+            )
         };
-        let mut body = BytesMut::new();
+        if declared.is_some_and(|n| n > max_body) {
+            return Err((ExchangeError::TooLarge, false));
+        }
+        let mut body = Collected::new(declared);
         loop {
             match session.read_response_body().await {
                 Ok(Some(chunk)) => {
                     if body.len() + chunk.len() > max_body {
                         return Err((ExchangeError::TooLarge, false));
                     }
-                    body.extend_from_slice(&chunk);
+                    body.push(chunk);
                 }
                 Ok(None) => break,
                 Err(e) => return Err((classify(&e, false), false)),
@@ -224,8 +228,57 @@ impl VendorClient {
         Ok(VendorAnswer {
             status,
             retry_after,
-            body: body.freeze(),
+            body: body.into_bytes(),
         })
+    }
+}
+
+/// A vendor body as it arrives in chunks: a body that came in one chunk (a get, a small page)
+/// is kept as that chunk, without a copy; more chunks are copied into one buffer, sized from
+/// `Content-Length` when the vendor sent one, so a 250 KB answer is not copied again each time
+/// the buffer doubles.
+enum Collected {
+    Empty { declared: Option<usize> },
+    One(Bytes, Option<usize>),
+    Many(BytesMut),
+}
+
+impl Collected {
+    fn new(declared: Option<usize>) -> Collected {
+        Collected::Empty { declared }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Collected::Empty { .. } => 0,
+            Collected::One(b, _) => b.len(),
+            Collected::Many(b) => b.len(),
+        }
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        *self = match std::mem::replace(self, Collected::Empty { declared: None }) {
+            Collected::Empty { declared } => Collected::One(chunk, declared),
+            Collected::One(first, declared) => {
+                let size = declared.unwrap_or(0).max(first.len() + chunk.len());
+                let mut all = BytesMut::with_capacity(size);
+                all.extend_from_slice(&first);
+                all.extend_from_slice(&chunk);
+                Collected::Many(all)
+            }
+            Collected::Many(mut all) => {
+                all.extend_from_slice(&chunk);
+                Collected::Many(all)
+            }
+        };
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Collected::Empty { .. } => Bytes::new(),
+            Collected::One(b, _) => b,
+            Collected::Many(b) => b.freeze(),
+        }
     }
 }
 
@@ -286,5 +339,114 @@ fn classify(e: &Error, connecting: bool) -> ExchangeError {
         ReadTimedout | WriteTimedout => ExchangeError::Timeout,
         _ if connecting => ExchangeError::Connect(e.etype().as_str().to_string()),
         other => ExchangeError::Broken(other.as_str().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A provider whose vendor is `addr`, from a config text as an operator writes it.
+    fn provider_at(addr: std::net::SocketAddr) -> std::sync::Arc<Provider> {
+        let text = format!(
+            "[providers.z]\nvendor = \"zudu\"\nbase_url = \"http://{addr}\"\n\
+             credentials = {{ api_key = {{ env = \"K\" }}, api_secret = {{ env = \"S\" }} }}\n\
+             [tenants.t]\nkeys = [{{ env = \"KEY\" }}]\nproviders = [\"z\"]\ndefault = \"z\"\n"
+        );
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let rt = crate::config::load_str(&text, "test.toml", root, &|_| Some("a-secret".into()))
+            .unwrap_or_else(|e| panic!("config: {e:?}"));
+        rt.provider("z").unwrap().clone()
+    }
+
+    /// A vendor that answers each request on one connection with `answer`.
+    async fn vendor(answer: &'static [u8]) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            while s.read(&mut buf).await.is_ok_and(|n| n > 0) {
+                // The answer in small pieces, so the body arrives in several chunks.
+                for piece in answer.chunks(7) {
+                    if s.write_all(piece).await.is_err() {
+                        return;
+                    }
+                    s.flush().await.ok();
+                }
+            }
+        });
+        addr
+    }
+
+    fn get() -> VendorRequest {
+        VendorRequest {
+            method: "GET".into(),
+            path_and_query: "/api/calls".into(),
+            body: None,
+            headers: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_a_body_sent_in_pieces_whole() {
+        let addr =
+            vendor(b"HTTP/1.1 200 OK\r\nContent-Length: 26\r\n\r\nabcdefghijklmnopqrstuvwxyz")
+                .await;
+        let client = VendorClient::default();
+        let (answer, _) = client.send(&provider_at(addr), &get(), "r1", 1024).await;
+        let answer = answer.unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body, "abcdefghijklmnopqrstuvwxyz");
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_bound_is_refused_declared_or_not() {
+        let declared =
+            vendor(b"HTTP/1.1 200 OK\r\nContent-Length: 26\r\n\r\nabcdefghijklmnopqrstuvwxyz")
+                .await;
+        let chunked = vendor(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nd\r\nabcdefghijklm\r\nd\r\nnopqrstuvwxyz\r\n0\r\n\r\n").await;
+        let client = VendorClient::default();
+        for addr in [declared, chunked] {
+            let (answer, _) = client.send(&provider_at(addr), &get(), "r1", 20).await;
+            assert_eq!(answer.unwrap_err(), ExchangeError::TooLarge);
+        }
+        // Under the bound, the chunked body arrives whole.
+        let chunked = vendor(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nd\r\nabcdefghijklm\r\nd\r\nnopqrstuvwxyz\r\n0\r\n\r\n").await;
+        let (answer, _) = client.send(&provider_at(chunked), &get(), "r2", 26).await;
+        assert_eq!(answer.unwrap().body, "abcdefghijklmnopqrstuvwxyz");
+    }
+
+    fn collect(declared: Option<usize>, chunks: &[&'static [u8]]) -> Bytes {
+        let mut body = Collected::new(declared);
+        for c in chunks {
+            body.push(Bytes::from_static(c));
+        }
+        assert_eq!(body.len(), chunks.iter().map(|c| c.len()).sum::<usize>());
+        body.into_bytes()
+    }
+
+    #[test]
+    fn chunks_come_back_whole_and_in_order() {
+        assert_eq!(collect(None, &[]), Bytes::new());
+        assert_eq!(collect(Some(5), &[b"hello"]), "hello");
+        assert_eq!(
+            collect(Some(11), &[b"hello", b" ", b"world"]),
+            "hello world"
+        );
+        // A wrong Content-Length only sizes the buffer; the bytes are what arrived.
+        assert_eq!(collect(Some(2), &[b"abc", b"def"]), "abcdef");
+        assert_eq!(collect(None, &[b"abc", b"def", b"g"]), "abcdefg");
+    }
+
+    #[test]
+    fn a_single_chunk_is_kept_without_a_copy() {
+        let chunk = Bytes::from(vec![7u8; 1000]);
+        let mut body = Collected::new(Some(1000));
+        body.push(chunk.clone());
+        assert_eq!(body.into_bytes().as_ptr(), chunk.as_ptr());
     }
 }
