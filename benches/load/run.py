@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""callgate load bench (issue 6): A simulator direct, B nginx → simulator, C callgate cache off,
+"""callgate load bench (issue 6): A simulator direct, B nginx → simulator, P a bare Pingora proxy →
+simulator (examples/pingora_passthrough.rs: the floor Pingora itself sets), C callgate cache off,
 D callgate cache hit, for GET /v1/calls?limit=20 and GET /v1/calls/{id} on each vendor.
 
 Started by `make bench` through benches/load/run.sh, which builds the release binary and finds
 (or installs) oha and nginx and passes their paths. Everything listens on 127.0.0.1 only, every
 load run is bounded in time, and every process this script starts is stopped by its own pid.
 
-Standard library only. Prints one table (throughput, p50, p99, ratios C/A, C/B, D/A), callgate's
+Standard library only. Prints one table (throughput, p50, p99, ratios C/A, C/B, D/A, C/P, P/B),
+the CPU time per request of the process that answered each mode, callgate's
 overhead histogram (`callgate_overhead_duration_seconds` from /metrics, quantiles estimated from
 the buckets), a run at 50% of C's peak throughput, and callgate's peak RSS (VmHWM) over a long
 run with the cache bounded at 64 MiB.
@@ -28,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KEY = "bench-key"
 SIM = {"elemente": 28081, "bimpe": 28082, "zudu": 28083}
 NGINX = {"elemente": 28091, "bimpe": 28092, "zudu": 28093}
+PASS = {"elemente": 28191, "bimpe": 28192, "zudu": 28193}
 API = "http://127.0.0.1:28080"
 ADMIN = "http://127.0.0.1:28099"
 # The cache-on instance for D runs beside the cache-off one, so every round can run A, B, C and
@@ -92,6 +95,9 @@ class Procs:
                 p.kill()
                 p.wait()
         self.procs = [(n, q) for n, q in self.procs if q is not p]
+
+    def pid(self, name):
+        return next((p.pid for n, p in self.procs if n == name), None)
 
     def stop_all(self):
         for _, p in reversed(list(self.procs)):
@@ -287,6 +293,24 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
+def tree_ticks(pid):
+    """cpu_ticks of a process and its children (nginx's workers)."""
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+        except OSError:
+            pass
+    total = cpu_ticks(pid)
+    for k in kids:
+        try:
+            total += cpu_ticks(k)
+        except OSError:
+            pass
+    return total
+
+
 def compare(args, procs, workdir, secs, agents):
     """`--compare B`: --callgate (A) and B, both cache off, in front of the one simulator; oha
     runs alternate between them round by round, so the machine's drift hits both alike. Prints
@@ -316,6 +340,7 @@ def main():
     ap.add_argument("--callgate", required=True)
     ap.add_argument("--oha", required=True)
     ap.add_argument("--nginx", required=True)
+    ap.add_argument("--passthrough", help="examples/pingora_passthrough binary (mode P; left out without it)")
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 5)))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 3)),
                     help="rounds of A/B/C/D per endpoint; medians are reported")
@@ -360,12 +385,17 @@ def main():
         procs.start("nginx", [args.nginx, "-p", workdir, "-c", nginx_conf(workdir), "-e", f"{workdir}/nginx-error.log"], logdir=workdir)
         for v in SIM:
             wait_for_port(NGINX[v])
+        if args.passthrough and not args.memory_only:
+            routes = [x for v in SIM for x in ("--route", f"127.0.0.1:{PASS[v]}=127.0.0.1:{SIM[v]}")]
+            procs.start("passthrough", [args.passthrough, "--threads", "2"] + routes, logdir=workdir)
+            for v in SIM:
+                wait_for_port(PASS[v])
 
         if args.memory_only:
             mem = memory_run(procs, args, workdir)
-            report(args, secs, [], {}, {}, [], mem, md)
+            report(args, secs, [], {}, {}, [], mem, md, [])
         else:
-            run_all(args, procs, workdir, secs, vendors, agents, md)
+            run_all(args, procs, workdir, secs, vendors, agents, md, sim)
     finally:
         procs.stop_all()
     if args.markdown:
@@ -378,7 +408,7 @@ def median(xs):
     return xs[len(xs) // 2] if xs else 0.0
 
 
-def run_all(args, procs, workdir, secs, vendors, agents, md):
+def run_all(args, procs, workdir, secs, vendors, agents, md, sim):
     cg = start_callgate(procs, args, workdir, cache=False)
     hit = start_callgate(procs, args, workdir, cache="hit")
     eps = discover(vendors, agents)
@@ -398,22 +428,29 @@ def run_all(args, procs, workdir, secs, vendors, agents, md):
     urls = {
         "A": lambda e: (f"http://127.0.0.1:{SIM[e['vendor']]}{e['vpath']}", e["vheaders"]),
         "B": lambda e: (f"http://127.0.0.1:{NGINX[e['vendor']]}{e['vpath']}", e["vheaders"]),
+        "P": lambda e: (f"http://127.0.0.1:{PASS[e['vendor']]}{e['vpath']}", e["vheaders"]),
         "C": lambda e: (API + e["path"], gw),
         "D": lambda e: (API_HIT + e["path"], gw),
     }
+    # The process that answers each mode, whose CPU time per request is reported: the simulator
+    # for A, the proxy in front of it for the others.
+    pids = {"A": sim.pid, "B": procs.pid("nginx"), "P": procs.pid("passthrough"), "C": cg.pid, "D": hit.pid}
+    modes = [m for m in urls if pids[m] is not None]
     runs = {}
     rounds = 1 if args.smoke else args.rounds
     log(f"A/B/C/D: {rounds} rounds of {secs}s each at concurrency {args.concurrency}")
     before = overhead_buckets()
     for rnd in range(rounds):
         for e in eps:
-            for mode, url in urls.items():
-                u, h = url(e)
+            for mode in modes:
+                u, h = urls[mode](e)
+                ticks = tree_ticks(pids[mode])
                 r = oha(args, u, h, secs, args.concurrency)
+                r["cpu_us"] = (tree_ticks(pids[mode]) - ticks) * 1e6 / os.sysconf("SC_CLK_TCK") / max(r["ok"], 1)
                 if r["bad"]:
                     log(f"  warning: {mode} {e['vendor']} {e['op']}: {r['bad']} non-2xx/errors {r['codes']}")
                 runs.setdefault((e["vendor"], e["op"]), []).append((mode, r))
-                log(f"  [{rnd + 1}] {mode} {e['vendor']:<8} {e['op']:<4} {r['rps']:>9.0f} req/s  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms")
+                log(f"  [{rnd + 1}] {mode} {e['vendor']:<8} {e['op']:<4} {r['rps']:>9.0f} req/s  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  {r['cpu_us']:.1f} µs CPU/req")
                 clear_journals()
     hist_c = delta(overhead_buckets(), before)
     procs.stop(hit)
@@ -421,18 +458,20 @@ def run_all(args, procs, workdir, secs, vendors, agents, md):
     res = {}
     for e in eps:
         per = runs[(e["vendor"], e["op"])]
-        by_mode = {m: [r for mm, r in per if mm == m] for m in "ABCD"}
+        by_mode = {m: [r for mm, r in per if mm == m] for m in modes}
         for m, rs in by_mode.items():
             res[(m, e["vendor"], e["op"])] = {
-                k: median([r[k] for r in rs]) for k in ("rps", "p50", "p99")
+                k: median([r[k] for r in rs]) for k in ("rps", "p50", "p99", "cpu_us")
             }
         ratio = lambda x, y: median(
-            [a["rps"] / b["rps"] for a, b in zip(by_mode[x], by_mode[y]) if b["rps"]]
-        )
+            [a["rps"] / b["rps"] for a, b in zip(by_mode.get(x, []), by_mode.get(y, [])) if b["rps"]]
+        ) or None
         res[("ratio", e["vendor"], e["op"])] = {
             "C/A": ratio("C", "A"),
             "C/B": ratio("C", "B"),
             "D/A": ratio("D", "A"),
+            "C/P": ratio("C", "P"),
+            "P/B": ratio("P", "B"),
         }
 
     # 50% of C's peak, fixed rate: callgate's own overhead p50/p99 (target ≤ 100 µs / 1 ms).
@@ -448,7 +487,7 @@ def run_all(args, procs, workdir, secs, vendors, agents, md):
     procs.stop(cg)
 
     mem = None if args.smoke or args.no_memory else memory_run(procs, args, workdir)
-    report(args, secs, eps, res, hist_c, half, mem, md)
+    report(args, secs, eps, res, hist_c, half, mem, md, modes)
 
 
 def memory_run(procs, args, workdir):
@@ -490,7 +529,7 @@ def fmt_s(s):
     return "n/a" if s is None else f"{s * 1e6:.0f} µs"
 
 
-def report(args, secs, eps, res, hist_c, half, mem, md):
+def report(args, secs, eps, res, hist_c, half, mem, md, modes):
     def out(line=""):
         print(line)
         md.append(line)
@@ -498,16 +537,29 @@ def report(args, secs, eps, res, hist_c, half, mem, md):
     out(f"callgate load bench: {os.cpu_count()} cores, concurrency {args.concurrency}, {secs} s per run, {1 if args.smoke else args.rounds} rounds (medians; ratios are medians of per-round ratios), loopback, simulator latency {args.latency_ms} ms")
     if eps:
         out()
-        out("| endpoint | A sim req/s | B nginx req/s | C callgate req/s | D cache-hit req/s | A p50/p99 ms | B p50/p99 ms | C p50/p99 ms | D p50/p99 ms | C/A | C/B | D/A |")
-        out("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        names = {"A": "A sim", "B": "B nginx", "P": "P pingora", "C": "C callgate", "D": "D cache-hit"}
+        ratios = ["C/A", "C/B", "D/A"] + (["C/P", "P/B"] if "P" in modes else [])
+        fmt_r = lambda x: "n/a" if x is None else f"{x:.2f}"
+        out("| endpoint | " + " | ".join(f"{names[m]} req/s" for m in modes) + " | "
+            + " | ".join(f"{m} p50/p99 ms" for m in modes) + " | " + " | ".join(ratios) + " |")
+        out("|---" * (1 + 2 * len(modes) + len(ratios)) + "|")
+        name = lambda e: f"{e['vendor']} {'list ?limit=20' if e['op'] == 'list' else 'get {id}'}"
         for e in eps:
             k = lambda m: res[(m, e["vendor"], e["op"])]
-            a, b, c, d, q = k("A"), k("B"), k("C"), k("D"), k("ratio")
-            name = f"{e['vendor']} {'list ?limit=20' if e['op'] == 'list' else 'get {id}'}"
-            lat = lambda r: f"{r['p50']:.2f} / {r['p99']:.2f}"
+            q = k("ratio")
             out(
-                f"| {name} | {a['rps']:.0f} | {b['rps']:.0f} | {c['rps']:.0f} | {d['rps']:.0f} | {lat(a)} | {lat(b)} | {lat(c)} | {lat(d)} | {q['C/A']:.2f} | {q['C/B']:.2f} | {q['D/A']:.2f} |"
+                f"| {name(e)} | " + " | ".join(f"{k(m)['rps']:.0f}" for m in modes) + " | "
+                + " | ".join(f"{k(m)['p50']:.2f} / {k(m)['p99']:.2f}" for m in modes) + " | "
+                + " | ".join(fmt_r(q[r]) for r in ratios) + " |"
             )
+        out()
+        out("CPU time per request (µs, utime + stime from /proc, median over rounds) of the process "
+            "that answered: the simulator for A, the proxy in front of it for the others")
+        out()
+        out("| endpoint | " + " | ".join(names[m] for m in modes) + " |")
+        out("|---" * (1 + len(modes)) + "|")
+        for e in eps:
+            out(f"| {name(e)} | " + " | ".join(f"{res[(m, e['vendor'], e['op'])]['cpu_us']:.1f}" for m in modes) + " |")
         out()
         out(
             "callgate overhead (callgate_overhead_duration_seconds, all C runs, quantiles estimated from "

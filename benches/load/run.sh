@@ -9,8 +9,10 @@ CARGO=${CARGO:-cargo}
 TARGET=${CARGO_TARGET_DIR:-target}
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 
-$CARGO build --release --bin callgate
+# The bare Pingora proxy (mode P) is an example of this package: same Pingora, same profile.
+$CARGO build --release --bin callgate --example pingora_passthrough
 CALLGATE="$TARGET/release/callgate"
+PASSTHROUGH="$TARGET/release/examples/pingora_passthrough"
 
 OHA=$(command -v oha || true)
 if [ -z "$OHA" ]; then
@@ -35,4 +37,4 @@ if [ -z "$NGINX" ]; then
   NGINX=/usr/sbin/nginx
 fi
 
-exec python3 benches/load/run.py --callgate "$CALLGATE" --oha "$OHA" --nginx "$NGINX" "$@"
+exec python3 benches/load/run.py --callgate "$CALLGATE" --passthrough "$PASSTHROUGH" --oha "$OHA" --nginx "$NGINX" "$@"
