@@ -104,8 +104,11 @@ class Procs:
             self.stop(p)
 
 
-def oha(args, url, headers, seconds, conc, rate=None, regex=False):
-    cmd = [args.oha, "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-c", str(conc)]
+def oha(args, url, headers, seconds, conc, rate=None, regex=False, requests=None):
+    """One oha run: for `seconds`, or — with `requests` — until that many requests are done
+    (`seconds` is then only the time allowed)."""
+    cmd = [args.oha, "--no-tui", "--output-format", "json", "-c", str(conc)]
+    cmd += ["-n", str(requests)] if requests else ["-z", f"{seconds}s"]
     if rate:
         cmd += ["-q", str(rate)]
     if regex:
@@ -123,8 +126,9 @@ def oha(args, url, headers, seconds, conc, rate=None, regex=False):
     # Requests still in flight when -z ends are reported as "aborted due to deadline": not errors.
     errors = sum(n for e, n in j.get("errorDistribution", {}).items() if "deadline" not in e)
     pct = j.get("latencyPercentiles", {})
+    took = (j["summary"].get("total") or seconds) if requests else seconds
     return {
-        "rps": ok / seconds if seconds else 0.0,
+        "rps": ok / took if took else 0.0,
         "sent_rps": j["summary"].get("requestsPerSec") or 0.0,
         "p50": (pct.get("p50") or 0.0) * 1000,
         "p99": (pct.get("p99") or 0.0) * 1000,
@@ -345,7 +349,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 3)),
                     help="rounds of A/B/C/D per endpoint; medians are reported")
     ap.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", 32)))
-    ap.add_argument("--rss-seconds", type=float, default=float(os.environ.get("BENCH_RSS_SECONDS", 150)))
+    ap.add_argument("--rss-requests", type=int, default=int(os.environ.get("BENCH_RSS_REQUESTS", 1_000_000)),
+                    help="requests of the peak-RSS run (issue 6: 1M)")
+    ap.add_argument("--rss-seconds", type=float, default=float(os.environ.get("BENCH_RSS_SECONDS", 900)),
+                    help="time allowed for the peak-RSS run")
     ap.add_argument("--latency-ms", type=int, default=int(os.environ.get("BENCH_LATENCY_MS", 0)),
                     help="simulated vendor latency (default 0: every run is CPU-bound)")
     ap.add_argument("--smoke", action="store_true", help="1 s per run, one endpoint, no long runs")
@@ -491,7 +498,7 @@ def run_all(args, procs, workdir, secs, vendors, agents, md, sim):
 
 
 def memory_run(procs, args, workdir):
-    """Peak RSS (VmHWM) over a long run with the cache bounded at 64 MiB: zudu 20-call pages
+    """Peak RSS (VmHWM) over 1M requests (`--rss-requests`) with the cache bounded at 64 MiB: zudu 20-call pages
     under 3600 distinct `from` filters (≈30 KB each, ≈100 MiB in all: more than the bound), with
     TTLs long enough that the cache fills to its bound and evicts by weight, not by time."""
     gw = {"Authorization": f"Bearer {KEY}"}
@@ -500,7 +507,7 @@ def memory_run(procs, args, workdir):
     base = rss(cg.pid)
     url = API + r"/v1/calls\?provider=zudu&limit=20&from=2020-01-01T00:[0-5][0-9]:[0-5][0-9]Z"
     t = time.time()
-    r = oha(args, url, gw, int(args.rss_seconds), args.concurrency, regex=True)
+    r = oha(args, url, gw, int(args.rss_seconds), args.concurrency, regex=True, requests=args.rss_requests)
     took = time.time() - t
     after = rss(cg.pid)
     _, _, m = http(ADMIN + "/metrics")
