@@ -49,7 +49,8 @@ impl Entry {
 
 /// An answer worth caching, from the fetch of a miss.
 pub struct Fetched {
-    pub body: Bytes,
+    /// The canonical answer as serialized; the cache decides how to keep it (see [`kept`]).
+    pub body: Vec<u8>,
     /// How long it stays fresh; zero: do not keep it.
     pub ttl: Duration,
     pub kind: EntryKind,
@@ -146,15 +147,17 @@ impl ResponseCache {
         Fut: Future<Output = Result<Fetched, Problem>>,
     {
         if !policy.enabled {
-            return (fetch().await.map(|f| f.body), CacheOutcome::OFF);
+            return (
+                fetch().await.map(|f| Bytes::from(f.body)),
+                CacheOutcome::OFF,
+            );
         }
         if refresh {
             return match fetch().await {
-                Ok(f) => {
-                    let body = f.body.clone();
-                    self.store(policy, key, f).await;
-                    (Ok(body), CacheOutcome::REQUESTED)
-                }
+                Ok(f) => (
+                    Ok(self.store(policy, key, f).await),
+                    CacheOutcome::REQUESTED,
+                ),
                 Err(p) => (Err(p), CacheOutcome::MISS),
             };
         }
@@ -163,11 +166,10 @@ impl ResponseCache {
                 return (Ok(entry.body.clone()), CacheOutcome::HIT);
             }
             return match fetch().await {
-                Ok(f) => {
-                    let body = f.body.clone();
-                    self.store(policy, key, f).await;
-                    (Ok(body), CacheOutcome::REFRESHED)
-                }
+                Ok(f) => (
+                    Ok(self.store(policy, key, f).await),
+                    CacheOutcome::REFRESHED,
+                ),
                 Err(p) if is_vendor_failure(&p) => (Ok(entry.body.clone()), CacheOutcome::STALE),
                 Err(p) => (Err(p), CacheOutcome::MISS),
             };
@@ -196,13 +198,16 @@ impl ResponseCache {
         }
     }
 
-    async fn store(&self, policy: &CachePolicy, key: CacheKey, f: Fetched) {
+    /// Stores a fetched answer (or, with a zero TTL, drops the old one); its body to answer with.
+    async fn store(&self, policy: &CachePolicy, key: CacheKey, f: Fetched) -> Bytes {
         if f.ttl.is_zero() {
             self.cache.invalidate(&key).await;
+            Bytes::from(f.body)
         } else {
-            self.cache
-                .insert(key, entry(f, policy.stale_if_error))
-                .await;
+            let e = entry(f, policy.stale_if_error);
+            let body = e.body.clone();
+            self.cache.insert(key, e).await;
+            body
         }
     }
 
@@ -223,7 +228,7 @@ fn entry(f: Fetched, stale: Duration) -> Arc<Entry> {
         f.ttl + stale
     };
     Arc::new(Entry {
-        body: f.body,
+        body: kept(f.body),
         stored: Instant::now(),
         fresh_for: f.ttl,
         keep_for,
@@ -231,6 +236,19 @@ fn entry(f: Fetched, stale: Duration) -> Arc<Entry> {
         kind: f.kind,
         call_id: f.call_id,
     })
+}
+
+/// A body as the cache keeps it: in an allocation of about its size, as the weigher counts its
+/// length. `serde_json::to_vec` grows its buffer by doubling, so a 28 KB page sat in a 32 KB
+/// allocation and a 33 KB one in 64 KB; `Bytes::from(Vec)` keeps that capacity (and mimalloc
+/// does not shrink a block in place by less than half). A buffer with more than 1/8 unused is
+/// copied into one of the right size (a few µs for a page, paid only by what is stored).
+fn kept(body: Vec<u8>) -> Bytes {
+    if body.capacity() - body.len() > body.len() / 8 {
+        Bytes::copy_from_slice(&body)
+    } else {
+        Bytes::from(body)
+    }
 }
 
 /// Failures stale-if-error may cover: the vendor's, not the client's.
@@ -254,7 +272,7 @@ mod tests {
 
     fn fetched(body: &'static str, ttl_ms: u64) -> Fetched {
         Fetched {
-            body: Bytes::from_static(body.as_bytes()),
+            body: body.as_bytes().to_vec(),
             ttl: Duration::from_millis(ttl_ms),
             kind: EntryKind::Get,
             provider: "p".into(),
@@ -392,5 +410,65 @@ mod tests {
                 .await;
             assert_eq!(o, CacheOutcome::MISS_STORED, "{k} was dropped");
         }
+    }
+
+    /// Spare capacity of the allocation behind `body`.
+    fn spare(body: Bytes) -> usize {
+        let len = body.len();
+        body.try_into_mut().expect("not shared").capacity() - len
+    }
+
+    #[test]
+    fn kept_bodies_sit_in_an_allocation_of_about_their_size() {
+        // Sizes just past a doubling of serde_json's buffer (128 B, then ×2) are the worst case.
+        for n in [10, 200, 4_200, 33_000, 140_000] {
+            let body = serde_json::to_vec(&serde_json::json!({ "s": "x".repeat(n) })).unwrap();
+            let len = body.len();
+            let spare = spare(kept(body));
+            assert!(spare <= len / 8, "{len} bytes with {spare} spare");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stored_entry_is_kept_tight_and_an_unstored_answer_is_not_copied() {
+        let loose = || {
+            let mut body = Vec::with_capacity(66_000);
+            body.resize(33_000, b'x');
+            body
+        };
+        let c = ResponseCache::new(1 << 20);
+        let body = loose();
+        let fetched_at = body.as_ptr();
+        let (answer, _) = c
+            .serve(&policy(0), CacheKey("k".into()), false, || async move {
+                Ok(Fetched {
+                    body,
+                    ..fetched("", 60_000)
+                })
+            })
+            .await;
+        let stored = c.cache.get(&CacheKey("k".into())).await.unwrap();
+        assert_eq!(stored.body, answer.unwrap());
+        assert_ne!(stored.body.as_ptr(), fetched_at, "a loose buffer is copied");
+
+        let off = CachePolicy {
+            enabled: false,
+            ..policy(0)
+        };
+        let body = loose();
+        let fetched_at = body.as_ptr();
+        let (answer, _) = c
+            .serve(&off, CacheKey("k2".into()), false, || async move {
+                Ok(Fetched {
+                    body,
+                    ..fetched("", 60_000)
+                })
+            })
+            .await;
+        assert_eq!(
+            answer.unwrap().as_ptr(),
+            fetched_at,
+            "nothing kept, nothing copied"
+        );
     }
 }

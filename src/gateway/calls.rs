@@ -256,26 +256,14 @@ fn upstream_error_kind(p: &Problem) -> Option<&'static str> {
     }
 }
 
-/// The canonical answer's bytes, in an allocation of about their size: they may live in the
-/// cache, which weighs an entry by its length. `serde_json::to_vec` grows its buffer by doubling,
-/// so a 28 KB page sat in a 32 KB allocation and a 33 KB one in 64 KB; `Bytes::from(Vec)` keeps
-/// that capacity (and mimalloc does not shrink a block in place by less than half). A buffer
-/// with more than 1/8 unused is copied into one of the right size (a few µs for a page).
-fn encode<T: serde::Serialize>(value: &T) -> Result<bytes::Bytes, Problem> {
-    serde_json::to_vec(value)
-        .map(|v| {
-            if v.capacity() - v.len() > v.len() / 8 {
-                bytes::Bytes::copy_from_slice(&v)
-            } else {
-                bytes::Bytes::from(v)
-            }
-        })
-        .map_err(|e| {
-            Problem::new(
-                ErrorCode::ProviderError,
-                format!("the answer could not be encoded: {e}"),
-            )
-        })
+/// The canonical answer as JSON bytes.
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Problem> {
+    serde_json::to_vec(value).map_err(|e| {
+        Problem::new(
+            ErrorCode::ProviderError,
+            format!("the answer could not be encoded: {e}"),
+        )
+    })
 }
 
 pub(super) fn unnormalizable(
@@ -293,26 +281,4 @@ pub(super) fn unnormalizable(
         ),
     )
     .with_provider(&provider.name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::encode;
-
-    /// Spare capacity of the allocation behind `encode`'s bytes.
-    fn spare(value: &serde_json::Value) -> (usize, usize) {
-        let bytes = encode(value).unwrap();
-        let len = bytes.len();
-        let owned = bytes.try_into_mut().expect("encode's bytes are not shared");
-        (len, owned.capacity() - len)
-    }
-
-    #[test]
-    fn encoded_answers_sit_in_an_allocation_of_about_their_size() {
-        // Sizes just past a doubling of serde_json's buffer (128 B, then ×2) are the worst case.
-        for n in [10, 200, 4_200, 33_000, 140_000] {
-            let (len, spare) = spare(&serde_json::json!({ "s": "x".repeat(n) }));
-            assert!(spare <= len / 8, "{len} bytes with {spare} spare");
-        }
-    }
 }
