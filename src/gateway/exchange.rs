@@ -237,47 +237,56 @@ impl VendorClient {
 /// is kept as that chunk, without a copy; more chunks are copied into one buffer, sized from
 /// `Content-Length` when the vendor sent one, so a 250 KB answer is not copied again each time
 /// the buffer doubles.
-enum Collected {
-    Empty { declared: Option<usize> },
-    One(Bytes, Option<usize>),
+struct Collected {
+    /// The vendor's `Content-Length`: the buffer's size once a second chunk arrives.
+    declared: Option<usize>,
+    chunks: Chunks,
+}
+
+enum Chunks {
+    None,
+    One(Bytes),
     Many(BytesMut),
 }
 
 impl Collected {
     fn new(declared: Option<usize>) -> Collected {
-        Collected::Empty { declared }
+        Collected {
+            declared,
+            chunks: Chunks::None,
+        }
     }
 
     fn len(&self) -> usize {
-        match self {
-            Collected::Empty { .. } => 0,
-            Collected::One(b, _) => b.len(),
-            Collected::Many(b) => b.len(),
+        match &self.chunks {
+            Chunks::None => 0,
+            Chunks::One(b) => b.len(),
+            Chunks::Many(b) => b.len(),
         }
     }
 
     fn push(&mut self, chunk: Bytes) {
-        *self = match std::mem::replace(self, Collected::Empty { declared: None }) {
-            Collected::Empty { declared } => Collected::One(chunk, declared),
-            Collected::One(first, declared) => {
-                let size = declared.unwrap_or(0).max(first.len() + chunk.len());
+        self.chunks = match std::mem::replace(&mut self.chunks, Chunks::None) {
+            Chunks::None => Chunks::One(chunk),
+            Chunks::One(first) => {
+                let size = self.declared.unwrap_or(0).max(first.len() + chunk.len());
                 let mut all = BytesMut::with_capacity(size);
                 all.extend_from_slice(&first);
                 all.extend_from_slice(&chunk);
-                Collected::Many(all)
+                Chunks::Many(all)
             }
-            Collected::Many(mut all) => {
+            Chunks::Many(mut all) => {
                 all.extend_from_slice(&chunk);
-                Collected::Many(all)
+                Chunks::Many(all)
             }
         };
     }
 
     fn into_bytes(self) -> Bytes {
-        match self {
-            Collected::Empty { .. } => Bytes::new(),
-            Collected::One(b, _) => b,
-            Collected::Many(b) => b.freeze(),
+        match self.chunks {
+            Chunks::None => Bytes::new(),
+            Chunks::One(b) => b,
+            Chunks::Many(b) => b.freeze(),
         }
     }
 }
