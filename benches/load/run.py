@@ -315,6 +315,16 @@ def tree_ticks(pid):
     return total
 
 
+def oha_on(pid, run):
+    """`run()` (an oha run) with the CPU time process `pid` and its children spent on it, in µs
+    per 2xx request, as the result's "cpu_us" (NaN when none succeeded)."""
+    before = tree_ticks(pid)
+    r = run()
+    used_us = (tree_ticks(pid) - before) * 1e6 / os.sysconf("SC_CLK_TCK")
+    r["cpu_us"] = used_us / r["ok"] if r["ok"] else float("nan")
+    return r
+
+
 def compare(args, procs, workdir, secs, agents):
     """`--compare B`: --callgate (A) and B, both cache off, in front of the one simulator; oha
     runs alternate between them round by round, so the machine's drift hits both alike. Prints
@@ -323,15 +333,11 @@ def compare(args, procs, workdir, secs, agents):
     b = start_callgate(procs, args, workdir, cache="beside", binary=args.compare)
     path = args.compare_path or next(e["path"] for e in discover(["zudu"], agents) if e["op"] == "get")
     gw = {"Authorization": f"Bearer {KEY}"}
-    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     log(f"A = {args.callgate}\nB = {args.compare}\npath {path}, concurrency {args.concurrency}, {secs} s per run")
     for r in range(1, args.rounds + 1):
         for side, proc, api in (("A", a, API), ("B", b, API_HIT)):
-            before = cpu_ticks(proc.pid)
-            res = oha(args, api + path, gw, secs, args.concurrency)
-            used = (cpu_ticks(proc.pid) - before) * tick_us
-            per_req = used / res["ok"] if res["ok"] else float("nan")
-            print(f"round {r} {side}: {res['rps']:8.0f} req/s  {per_req:6.1f} µs CPU per request", flush=True)
+            res = oha_on(proc.pid, lambda: oha(args, api + path, gw, secs, args.concurrency))
+            print(f"round {r} {side}: {res['rps']:8.0f} req/s  {res['cpu_us']:6.1f} µs CPU per request", flush=True)
 
 
 def clear_journals():
@@ -451,9 +457,7 @@ def run_all(args, procs, workdir, secs, vendors, agents, md, sim):
         for e in eps:
             for mode in modes:
                 u, h = urls[mode](e)
-                ticks = tree_ticks(pids[mode])
-                r = oha(args, u, h, secs, args.concurrency)
-                r["cpu_us"] = (tree_ticks(pids[mode]) - ticks) * 1e6 / os.sysconf("SC_CLK_TCK") / max(r["ok"], 1)
+                r = oha_on(pids[mode], lambda: oha(args, u, h, secs, args.concurrency))
                 if r["bad"]:
                     log(f"  warning: {mode} {e['vendor']} {e['op']}: {r['bad']} non-2xx/errors {r['codes']}")
                 runs.setdefault((e["vendor"], e["op"]), []).append((mode, r))
