@@ -2,19 +2,19 @@
 //! routing rule that fired, the provider, and the exact vendor request (credentials redacted) —
 //! without touching the network.
 //!
-//! It owns no routing or planning of its own: it runs the gateway's real pieces
-//! ([`auth::authenticate`], [`route::for_list`], [`route::authorize`], the adapter's planners and
-//! [`exchange::outgoing_headers`]) over a loaded [`Runtime`], so what it prints is what is sent. A
-//! request the gateway would refuse yields the same canonical [`Problem`].
+//! It owns no routing or planning of its own: it reads the request through the gateway's
+//! dispatch table ([`Endpoint::parse`]), authenticates like it, and prints the [`Planned`] value
+//! of the gateway's one planning function ([`plan::plan`]), with the headers the vendor client
+//! would send ([`exchange::outgoing_headers`]), so what it prints is what is sent. A request the
+//! gateway would refuse yields the same canonical [`Problem`].
 
-use crate::adapter::plan::VendorRequest;
 use crate::adapter::spec::PaginationStyle;
-use crate::canonical::cursor::Position;
-use crate::canonical::list_query::{self, ListQuery, DEFAULT_LIMIT};
-use crate::canonical::write::{CreateCall, UpdateCall};
-use crate::canonical::{ErrorCode, Operation, Problem};
-use crate::config::{Provider, Runtime, Tenant};
-use crate::gateway::{auth, exchange, route};
+use crate::canonical::{ErrorCode, Problem};
+use crate::config::{Runtime, Tenant};
+use crate::gateway::endpoint::Endpoint;
+use crate::gateway::plan::{self, CachePlan, CallRequest, Planned, Work};
+use crate::gateway::{auth, exchange};
+use crate::layers::retry::Resend;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -50,8 +50,36 @@ pub struct Explanation {
     pub vendor: String,
     pub adapter_file: String,
     pub request: Outgoing,
+    /// What may be sent again after a failed attempt (`read`, `write_never_sent`).
+    pub resend: Resend,
     /// For lists: the page and what callgate does with the answer.
     pub list: Option<ListDetails>,
+    /// For reads: how the answer is cached.
+    pub cache: Option<CacheDetails>,
+    /// For writes: what a successful answer is and where it is kept for an idempotency key.
+    pub write: Option<WriteDetails>,
+}
+
+/// How a read's answer is cached.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheDetails {
+    pub enabled: bool,
+    /// The normalized canonical request.
+    pub key: String,
+    /// Seconds the answer stays fresh while a call in it is live.
+    pub fresh_while_live_s: f64,
+    /// Seconds it stays fresh otherwise.
+    pub fresh_s: f64,
+    /// Seconds past freshness it may still answer when the vendor fails.
+    pub stale_if_error_s: f64,
+}
+
+/// A write's semantics.
+#[derive(Debug, Clone, Serialize)]
+pub struct WriteDetails {
+    pub success_status: u16,
+    /// Where the answer is kept for the request's `Idempotency-Key` (explain sends none).
+    pub idempotency_scope: Option<String>,
 }
 
 /// How a list page is fetched and finished.
@@ -78,98 +106,38 @@ pub struct Outgoing {
     pub body: Option<serde_json::Value>,
 }
 
-/// The canonical operation a method and path name, as the gateway dispatches them.
-enum Route<'a> {
-    List,
-    Get(&'a str),
-    Create,
-    Update(&'a str),
-}
-
-/// Explains `req` against `rt`: the vendor request, or the problem the gateway would answer.
+/// Explains `req` against `rt`: the plan the gateway would run, or the problem it would answer.
 pub fn explain(rt: &Runtime, req: Request<'_>) -> Result<Explanation, Problem> {
     let method = req.method.to_ascii_uppercase();
     let (path, query) = match req.target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (req.target, None),
     };
-    let route = route(&method, path);
-    // Like the gateway: a path outside /v1 is refused before any key is looked at.
-    if let (false, Err(problem)) = (path.starts_with("/v1/"), &route) {
-        return Err(problem.clone());
-    }
-    let tenant = tenant(rt, req.key)?;
-    let body = req.body.unwrap_or_default().as_bytes();
-    match route? {
-        Route::List => list(rt, &tenant, query),
-        Route::Get(id) => get(rt, &tenant, id, query),
-        Route::Create => create(rt, &tenant, body),
-        Route::Update(id) => update(rt, &tenant, id, body),
-    }
-}
-
-/// `POST /v1/calls`: the create the gateway would send (no idempotency key: with one, a
-/// weighted split is decided by the key; without, at random — said in the rule).
-fn create(rt: &Runtime, tenant: &Tenant, body: &[u8]) -> Result<Explanation, Problem> {
-    let req = CreateCall::parse(body)?;
-    let (provider, rule) =
-        route::for_create(rt, tenant, req.provider.as_deref(), &req.agent_id, None)?;
-    let rule = match rule {
-        route::Rule::Explicit => "explicit provider".to_string(),
-        route::Rule::Agent(a) => format!("agent rule agentId={a} → {}", provider.name),
-        route::Rule::Default => "tenant default".to_string(),
-        route::Rule::Split(_) => format!(
-            "tenant default (weighted split; without an Idempotency-Key the draw is random — {} this time)",
-            provider.name
-        ),
-    };
-    let (request, _) = provider.adapter.plan_create(&req, None)?;
-    Ok(explanation(
-        tenant,
-        Operation::CreateCall,
-        rule,
-        &provider,
-        &request,
-    ))
-}
-
-/// `PATCH|PUT /v1/calls/{id}`: the update the gateway would send.
-fn update(
-    rt: &Runtime,
-    tenant: &Tenant,
-    raw_id: &str,
-    body: &[u8],
-) -> Result<Explanation, Problem> {
-    let (provider, id) = route::for_call_id(rt, tenant, raw_id)?;
-    let req = UpdateCall::parse(body)?;
-    let params = provider.adapter.id_params(id.parts)?;
-    let request = provider.adapter.plan_update(&params, &req, None)?;
-    let rule = format!("call id names provider {}", provider.name);
-    Ok(explanation(
-        tenant,
-        Operation::UpdateCall,
-        rule,
-        &provider,
-        &request,
-    ))
-}
-
-fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, Problem> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
-        ("GET", ["v1", "calls"]) => Ok(Route::List),
-        ("GET", ["v1", "calls", id]) if !id.is_empty() => Ok(Route::Get(id)),
-        ("POST", ["v1", "calls"]) => Ok(Route::Create),
-        ("PATCH" | "PUT", ["v1", "calls", id]) if !id.is_empty() => Ok(Route::Update(id)),
-        ("GET", ["v1", "providers"]) | ("GET", ["openapi.json"]) => Err(Problem::new(
+    let op = match Endpoint::parse(&method, path) {
+        Ok(Endpoint::Call(op)) => Ok(op),
+        Ok(Endpoint::Providers | Endpoint::OpenApi) => Err(Problem::new(
             ErrorCode::InvalidRequest,
             format!("{method} {path} is answered by callgate itself; no vendor request is sent"),
         )),
-        _ => Err(Problem::new(
-            ErrorCode::NotFound,
-            format!("{method} {path} is not a route of callgate (see /openapi.json)"),
-        )),
+        Err(p) => Err(p),
+    };
+    // Like the gateway: a path outside /v1 is refused before any key is looked at.
+    if let (false, Err(problem)) = (Endpoint::is_api_path(path), &op) {
+        return Err(problem.clone());
     }
+    let tenant = tenant(rt, req.key)?;
+    let call = CallRequest {
+        op: op?,
+        method: &method,
+        path,
+        query,
+        body: req.body.unwrap_or_default().as_bytes(),
+        // Without a key a weighted split draws at random (the rule says so).
+        idempotency_key: None,
+        request_id: REQUEST_ID_PLACEHOLDER,
+    };
+    let planned = plan::plan(rt, &tenant, &call).map_err(|r| r.problem)?;
+    Ok(explanation(&tenant, &planned))
 }
 
 /// The tenant making the request: the owner of `key`, else the config's only tenant.
@@ -194,83 +162,9 @@ fn tenant(rt: &Runtime, key: Option<&str>) -> Result<Arc<Tenant>, Problem> {
     }
 }
 
-fn list(rt: &Runtime, tenant: &Tenant, query: Option<&str>) -> Result<Explanation, Problem> {
-    let q = ListQuery::parse(query)?;
-    let (provider, at, rule) = match &q.cursor {
-        Some(raw) => {
-            let (provider, at) = route::for_cursor(rt, tenant, raw, &q)?;
-            let rule = format!(
-                "cursor names provider {} (offset {})",
-                at.provider, at.offset
-            );
-            (provider, at, rule)
-        }
-        None => {
-            let provider = route::for_list(rt, tenant, &q)?;
-            let rule = list_rule(tenant, &q, &provider);
-            let size = provider.adapter.page_size(q.limit.unwrap_or(DEFAULT_LIMIT));
-            let at = Position {
-                provider: provider.name.clone(),
-                offset: 0,
-                size,
-            };
-            (provider, at, rule)
-        }
-    };
-    let plan = provider.adapter.plan_list(&q, &at)?;
-    let mut e = explanation(tenant, Operation::ListCalls, rule, &provider, &plan.request);
-    e.list = Some(ListDetails {
-        page_size: plan.size,
-        offset: plan.offset,
-        sliced_by_callgate: plan.style == PaginationStyle::None,
-        local_filters: plan.local.iter().map(|f| f.name()).collect(),
-    });
-    Ok(e)
-}
-
-/// Names the rule [`route::for_list`] applied (it decides; this only labels its decision).
-fn list_rule(tenant: &Tenant, q: &ListQuery, provider: &Provider) -> String {
-    if q.provider.is_some() {
-        return "explicit provider".into();
-    }
-    let agent_rule = q
-        .filters
-        .agent_id
-        .as_deref()
-        .and_then(|a| tenant.agent_routes.iter().find(|(agent, _)| agent == a));
-    match agent_rule {
-        Some((agent, p)) if *p == provider.name => format!("agent rule agentId={agent} → {p}"),
-        _ => "tenant default".into(),
-    }
-}
-
-fn get(
-    rt: &Runtime,
-    tenant: &Tenant,
-    raw_id: &str,
-    query: Option<&str>,
-) -> Result<Explanation, Problem> {
-    list_query::parse_include(query)?;
-    let (provider, id) = route::for_call_id(rt, tenant, raw_id)?;
-    let params = provider.adapter.id_params(id.parts)?;
-    let request = provider.adapter.plan_get(&params)?;
-    let rule = format!("call id names provider {}", provider.name);
-    Ok(explanation(
-        tenant,
-        Operation::GetCall,
-        rule,
-        &provider,
-        &request,
-    ))
-}
-
-fn explanation(
-    tenant: &Tenant,
-    operation: Operation,
-    rule: String,
-    provider: &Provider,
-    request: &VendorRequest,
-) -> Explanation {
+fn explanation(tenant: &Tenant, planned: &Planned) -> Explanation {
+    let provider = &planned.provider;
+    let request = planned.work.request();
     let headers = exchange::outgoing_headers(provider, request, REQUEST_ID_PLACEHOLDER)
         .into_iter()
         .map(|(name, value, secret)| (name, if secret { REDACTED.into() } else { value }))
@@ -279,10 +173,32 @@ fn explanation(
         .body
         .as_deref()
         .map(|b| serde_json::from_slice(b).unwrap_or_else(|_| String::from_utf8_lossy(b).into()));
+    let (list, cache, write) = match &planned.work {
+        Work::Get(g) => (None, Some(cache_details(&g.cache, false)), None),
+        Work::List(p) => {
+            let list = ListDetails {
+                page_size: p.list.size,
+                offset: p.list.offset,
+                sliced_by_callgate: p.list.style == PaginationStyle::None,
+                local_filters: p.list.local.iter().map(|f| f.name()).collect(),
+            };
+            (Some(list), Some(cache_details(&p.cache, true)), None)
+        }
+        Work::Write(w) => {
+            let write = WriteDetails {
+                success_status: w.success,
+                idempotency_scope: w
+                    .idempotency
+                    .as_ref()
+                    .map(|s| format!("tenant {}, key {}", s.tenant, s.key)),
+            };
+            (None, None, Some(write))
+        }
+    };
     Explanation {
         tenant: tenant.name.clone(),
-        operation: operation.name(),
-        rule,
+        operation: planned.operation.name(),
+        rule: planned.rule.describe(&provider.name),
         provider: provider.name.clone(),
         vendor: provider.adapter.vendor.clone(),
         adapter_file: provider.adapter.file.display().to_string(),
@@ -296,6 +212,28 @@ fn explanation(
             headers,
             body,
         },
-        list: None,
+        resend: planned.resend,
+        list,
+        cache,
+        write,
+    }
+}
+
+fn cache_details(c: &CachePlan, page: bool) -> CacheDetails {
+    let f = &c.freshness;
+    let fresh_s = |live| {
+        let ttl = if page {
+            f.for_page(live)
+        } else {
+            f.for_call(live)
+        };
+        ttl.as_secs_f64()
+    };
+    CacheDetails {
+        enabled: c.policy.enabled,
+        key: c.key.0.clone(),
+        fresh_while_live_s: fresh_s(true),
+        fresh_s: fresh_s(false),
+        stale_if_error_s: c.policy.stale_if_error.as_secs_f64(),
     }
 }

@@ -30,13 +30,6 @@ pub struct VendorRequest {
     pub headers: Vec<(String, String)>,
 }
 
-impl VendorRequest {
-    /// Writes are not idempotent at the vendor: never resent after they may have arrived.
-    pub fn is_write(&self) -> bool {
-        self.method != "GET"
-    }
-}
-
 /// A planned list page: the request, and what callgate must do with the answer.
 #[derive(Clone, Debug)]
 pub struct ListPlan {
@@ -169,17 +162,31 @@ impl Adapter {
     }
 }
 
+/// Which write operation of an adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    Create,
+    Update,
+}
+
 impl Adapter {
+    /// The adapter's write operation of `kind`, or `unsupported_operation`: the one place that
+    /// decides whether a vendor can do a write.
+    pub fn write_op(&self, kind: WriteKind) -> Result<&super::WriteOperation, Problem> {
+        let (op, name) = match kind {
+            WriteKind::Create => (&self.create, "create_call"),
+            WriteKind::Update => (&self.update, "update_call"),
+        };
+        op.as_ref().ok_or_else(|| unsupported(&self.vendor, name))
+    }
+
     /// Plans `create_call`. Returns the request and the values its answer may be read with.
     pub fn plan_create(
         &self,
         req: &CreateCall,
         idempotency_key: Option<&str>,
     ) -> Result<(VendorRequest, Vec<(String, String)>), Problem> {
-        let op = self
-            .create
-            .as_ref()
-            .ok_or_else(|| unsupported(&self.vendor, "create_call"))?;
+        let op = self.write_op(WriteKind::Create)?;
         if let Some(channels) = &op.channels {
             if !channels.iter().any(|c| c == req.channel.name()) {
                 return Err(Problem::field(
@@ -252,10 +259,7 @@ impl Adapter {
         req: &UpdateCall,
         idempotency_key: Option<&str>,
     ) -> Result<VendorRequest, Problem> {
-        let op = self
-            .update
-            .as_ref()
-            .ok_or_else(|| unsupported(&self.vendor, "update_call"))?;
+        let op = self.write_op(WriteKind::Update)?;
         for field in req.fields() {
             if !op.accepts.iter().any(|a| a == field) {
                 return Err(Problem::field(

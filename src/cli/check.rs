@@ -65,7 +65,7 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
             let _ = writeln!(out, "    agent rule: agentId={agent} → {p}");
         }
         let limit = match t.rate_limit {
-            Some((per_second, burst)) => format!("{per_second}/s, burst {burst}"),
+            Some(l) => format!("{}/s, burst {}", l.per_second, l.burst),
             None => "unlimited".into(),
         };
         let _ = writeln!(out, "    rate limit: {limit}");

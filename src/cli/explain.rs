@@ -104,6 +104,23 @@ fn human(e: &Explanation) -> String {
             ));
         }
     }
+    if let Some(c) = &e.cache {
+        let state = if c.enabled { "on" } else { "off" };
+        out.push_str(&format!(
+            "\ncache ({state}): key {}\n  fresh {} s ({} s while a call in it is live), stale-if-error {} s\n",
+            c.key, c.fresh_s, c.fresh_while_live_s, c.stale_if_error_s
+        ));
+    }
+    if let Some(w) = &e.write {
+        let scope = w
+            .idempotency_scope
+            .as_deref()
+            .unwrap_or("none (an Idempotency-Key scopes it per tenant and key)");
+        out.push_str(&format!(
+            "\nwrite: {} on success; sent at most once (resent only when it never left); idempotency: {scope}\n",
+            w.success_status
+        ));
+    }
     if let Some(body) = &r.body {
         out.push('\n');
         out.push_str(&to_json(body));

@@ -5,7 +5,7 @@ use super::file::{ConfigFile, DefaultRoute, SecretRef};
 use super::{ConfigError, Env};
 use crate::adapter::spec::AuthScheme;
 use crate::adapter::{self, Adapter};
-use crate::limits::TenantLimiter;
+use crate::layers::rate_limit::RateLimit;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use pingora::upstreams::peer::HttpPeer;
@@ -94,9 +94,8 @@ pub struct Tenant {
     pub default: Option<DefaultRoute>,
     /// agent id → provider.
     pub agent_routes: Vec<(String, String)>,
-    pub limiter: Option<TenantLimiter>,
-    /// `(per_second, burst)` as configured, for `check`.
-    pub rate_limit: Option<(u32, u32)>,
+    /// The tenant's request rate; its buckets live in the gateway's rate limiter.
+    pub rate_limit: Option<RateLimit>,
     /// Environment variables holding this tenant's gateway keys (names only, for `check`).
     pub key_envs: Vec<String>,
 }
@@ -332,7 +331,7 @@ pub(super) fn build(
                 );
             }
         }
-        let limiter = t.rate_limit.as_ref().and_then(|r| {
+        let rate_limit = t.rate_limit.as_ref().and_then(|r| {
             let per_second = NonZeroU32::new(r.per_second);
             let burst = NonZeroU32::new(r.burst.unwrap_or(r.per_second));
             if per_second.is_none() || burst.is_none() {
@@ -341,7 +340,10 @@ pub(super) fn build(
                     "per_second and burst must be above 0",
                 );
             }
-            Some(TenantLimiter::new(per_second?, burst?))
+            Some(RateLimit {
+                per_second: per_second?,
+                burst: burst?,
+            })
         });
         if t.keys.is_empty() {
             errs.add(
@@ -358,11 +360,7 @@ pub(super) fn build(
                 .iter()
                 .map(|r| (r.agent.clone(), r.provider.clone()))
                 .collect(),
-            limiter,
-            rate_limit: t
-                .rate_limit
-                .as_ref()
-                .map(|r| (r.per_second, r.burst.unwrap_or(r.per_second))),
+            rate_limit,
             key_envs: t.keys.iter().map(|k| k.env.clone()).collect(),
         });
         for (i, k) in t.keys.iter().enumerate() {

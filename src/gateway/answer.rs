@@ -1,9 +1,12 @@
-//! The last room: what goes back to the client (status, headers, body) and the facts the
-//! request log records about it. Errors become RFC 9457 problem documents here, and only here.
+//! The last room: what goes back to the client (status, headers, body) and the record the
+//! request log and metrics keep of it. Errors become RFC 9457 problem documents here, and only
+//! here ([`problem_answer`]).
 
 use crate::adapter::rules::Drift;
-use crate::cache::CacheOutcome;
 use crate::canonical::{ErrorCode, Operation, Problem};
+use crate::layers::cache::CacheOutcome;
+use crate::layers::idempotency::StoredAnswer;
+use crate::layers::VendorFacts;
 use bytes::Bytes;
 use serde::Serialize;
 use std::time::Duration;
@@ -11,7 +14,8 @@ use std::time::Duration;
 pub const JSON: &str = "application/json";
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// What the request log and metrics learn about a request (labels from closed sets only).
+/// What the request log and metrics learn about a request (labels from closed sets only),
+/// assembled once per request by the gateway from what each stage returned.
 #[derive(Debug, Default, Clone)]
 pub struct Outcome {
     pub tenant: Option<String>,
@@ -29,60 +33,67 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Takes in what a vendor fetch learned.
-    pub fn absorb(&mut self, fetch: Outcome) {
-        self.upstream += fetch.upstream;
-        self.upstream_error = self.upstream_error.or(fetch.upstream_error);
-        self.drift.extend(fetch.drift);
+    /// Takes in what the vendor side saw, when the request reached it.
+    pub fn with_vendor(mut self, vendor: Option<VendorFacts>) -> Outcome {
+        if let Some(v) = vendor {
+            self.upstream = v.waited;
+            self.upstream_error = v.error;
+            self.drift = v.drift;
+        }
+        self
     }
 }
 
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
+    /// The problem code of an error answer.
+    pub code: Option<ErrorCode>,
     pub content_type: &'static str,
     pub body: Bytes,
     pub retry_after: Option<String>,
     /// Other response headers (`Location`, `Idempotent-Replayed`).
     pub headers: Vec<(&'static str, String)>,
+    /// The request's record, filled in once by the gateway when the answer is final.
     pub outcome: Outcome,
 }
 
 impl Answer {
-    pub fn json<T: Serialize>(status: u16, value: &T, outcome: Outcome) -> Answer {
+    pub fn json<T: Serialize>(status: u16, value: &T) -> Answer {
         match serde_json::to_vec(value) {
             Ok(body) => Answer {
                 status,
+                code: None,
                 content_type: JSON,
                 body: Bytes::from(body),
                 retry_after: None,
                 headers: Vec::new(),
-                outcome,
+                outcome: Outcome::default(),
             },
-            Err(e) => Answer::problem(
+            Err(e) => Answer::stored(problem_answer(
                 Problem::new(
                     ErrorCode::ProviderError,
                     format!("the answer could not be encoded: {e}"),
                 ),
                 "",
-                outcome,
-            ),
+            )),
         }
     }
 
-    pub fn raw_json(body: Bytes, outcome: Outcome) -> Answer {
+    pub fn raw_json(body: Bytes) -> Answer {
         Answer {
             status: 200,
+            code: None,
             content_type: JSON,
             body,
             retry_after: None,
             headers: Vec::new(),
-            outcome,
+            outcome: Outcome::default(),
         }
     }
 
     /// A stored (possibly replayed) write answer.
-    pub fn stored(s: crate::idempotency::StoredAnswer, outcome: Outcome) -> Answer {
+    pub fn stored(s: StoredAnswer) -> Answer {
         let mut headers = s.headers;
         let retry_after = headers
             .iter()
@@ -90,29 +101,32 @@ impl Answer {
             .map(|i| headers.remove(i).1);
         Answer {
             status: s.status,
+            code: s.code,
             content_type: s.content_type,
             body: s.body,
             retry_after,
             headers,
-            outcome,
+            outcome: Outcome::default(),
         }
     }
+}
 
-    pub fn problem(mut p: Problem, request_id: &str, mut outcome: Outcome) -> Answer {
-        p.request_id = request_id.to_string();
-        outcome.code = Some(p.code);
-        if outcome.provider.is_none() {
-            outcome.provider = p.provider_name().map(str::to_string);
-        }
-        let body = serde_json::to_vec(&p).unwrap_or_default();
-        Answer {
-            status: p.status(),
-            content_type: PROBLEM_JSON,
-            body: Bytes::from(body),
-            retry_after: p.retry_after.clone(),
-            headers: Vec::new(),
-            outcome,
-        }
+/// A problem as the client gets it: an RFC 9457 document carrying the request id, its status,
+/// and `Retry-After` when it says when to retry. Kept as a [`StoredAnswer`], so a write's problem
+/// can be replayed byte for byte.
+pub fn problem_answer(mut p: Problem, request_id: &str) -> StoredAnswer {
+    p.request_id = request_id.to_string();
+    let body = Bytes::from(serde_json::to_vec(&p).unwrap_or_default());
+    StoredAnswer {
+        status: p.status(),
+        code: Some(p.code),
+        content_type: PROBLEM_JSON,
+        body,
+        headers: p
+            .retry_after
+            .map(|r| ("Retry-After", r))
+            .into_iter()
+            .collect(),
     }
 }
 

@@ -1,25 +1,23 @@
-//! The exchange with a vendor: send one planned request over a kept-alive connection (from
-//! [`IdlePool`], or a new one from Pingora's client connector), read the whole answer (bounded),
-//! keep the connection for the next request.
+//! The vendor client, the innermost layer: one attempt of one planned request over a kept-alive
+//! connection (from [`IdlePool`], or a new one from Pingora's client connector), reading the whole
+//! answer (bounded) and keeping the connection for the next request.
 //!
+//! Each failure says how far the request got ([`Reached`]), which is all the retry layer needs.
 //! Timeouts and connection failures become the canonical problems of DESIGN.md's table here.
-//! A request is sent once more only when it provably never left (no connection could be made),
-//! or — for reads only — when a *reused* pooled connection failed before any answer arrived (the
-//! vendor closed it while idle). A write that may have arrived is never resent: its failure is
-//! reported with `"outcome": "unknown"`.
 
+use super::body::Collected;
 use super::vendor_pool::IdlePool;
 use crate::adapter::plan::VendorRequest;
 use crate::canonical::{ErrorCode, Problem};
 use crate::config::Provider;
-use bytes::{Bytes, BytesMut};
+use crate::layers::retry::Reached;
+use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::client::HttpSession;
 use pingora::protocols::http::v1::client::HttpSession as Http1Session;
 use pingora::upstreams::peer::Peer;
 use pingora::{Error, ErrorType};
-use std::time::{Duration, Instant};
 
 /// A complete vendor answer.
 #[derive(Debug)]
@@ -52,8 +50,7 @@ impl ExchangeError {
         }
     }
 
-    pub fn into_problem(self, provider: &Provider, write: bool) -> Problem {
-        let may_have_arrived = !matches!(self, ExchangeError::Connect(_));
+    pub fn into_problem(self, provider: &Provider) -> Problem {
         let name = &provider.name;
         let p = match self {
             ExchangeError::Connect(why) => Problem::new(
@@ -80,12 +77,7 @@ impl ExchangeError {
                 ),
             ),
         };
-        let p = p.with_provider(name);
-        if write && may_have_arrived {
-            p.outcome_unknown()
-        } else {
-            p
-        }
+        p.with_provider(name)
     }
 }
 
@@ -107,52 +99,14 @@ impl Default for VendorClient {
 }
 
 impl VendorClient {
-    /// Sends `req` to `provider` and reads the whole answer. Returns the time spent too.
-    pub async fn send(
+    /// One attempt; a failure says how far the request got.
+    pub async fn send_once(
         &self,
         provider: &Provider,
         req: &VendorRequest,
         request_id: &str,
         max_body: usize,
-    ) -> (Result<VendorAnswer, ExchangeError>, Duration) {
-        let started = Instant::now();
-        let attempt = async {
-            match self.attempt(provider, req, request_id, max_body).await {
-                // No connection was made: the request provably never reached the vendor, so
-                // even a write may be sent once more.
-                Err((ExchangeError::Connect(_), _)) => {
-                    tracing::debug!(provider = %provider.name, "connect failed; trying once more");
-                    self.attempt(provider, req, request_id, max_body)
-                        .await
-                        .map_err(|(e, _)| e)
-                }
-                // A pooled connection the vendor had closed: a read is safe to resend, a write
-                // is not (it may have arrived).
-                Err((e, true)) if !req.is_write() && !matches!(e, ExchangeError::Timeout) => {
-                    tracing::debug!(provider = %provider.name, "pooled connection failed; retrying on a new one");
-                    self.attempt(provider, req, request_id, max_body)
-                        .await
-                        .map_err(|(e, _)| e)
-                }
-                other => other.map_err(|(e, _)| e),
-            }
-        };
-        let result = match tokio::time::timeout(provider.timeout, attempt).await {
-            Ok(r) => r,
-            Err(_) => Err(ExchangeError::Timeout),
-        };
-        (result, started.elapsed())
-    }
-
-    /// One try. The error's flag says whether it happened on a reused connection before any
-    /// answer arrived (so a read may be retried).
-    async fn attempt(
-        &self,
-        provider: &Provider,
-        req: &VendorRequest,
-        request_id: &str,
-        max_body: usize,
-    ) -> Result<VendorAnswer, (ExchangeError, bool)> {
+    ) -> Result<VendorAnswer, (ExchangeError, Reached)> {
         let peer = &provider.upstream.peer;
         let upstream = peer.reuse_hash();
         let (mut session, reused) = match self.idle.take(upstream) {
@@ -164,11 +118,22 @@ impl VendorClient {
                 .connector
                 .get_http_session(peer)
                 .await
-                .map_err(|e| (classify(&e, true), false))?,
+                .map_err(|e| (classify(&e, true), Reached::Never))?,
         };
-        let header =
-            request_header(provider, req, request_id).map_err(|e| (classify(&e, false), false))?;
-        let before_answer = |e: Box<Error>| (classify(&e, false), reused);
+        let header = request_header(provider, req, request_id)
+            .map_err(|e| (classify(&e, false), Reached::Never))?;
+        // Before any answer, a reused connection the vendor had closed is stale (a timeout is
+        // not: the vendor may be working on the request).
+        let before_answer = |e: Box<Error>| {
+            let e = classify(&e, false);
+            let reached = match e {
+                ExchangeError::Connect(_) => Reached::Never,
+                ExchangeError::Timeout => Reached::Maybe,
+                _ if reused => Reached::StaleConnection,
+                _ => Reached::Maybe,
+            };
+            (e, reached)
+        };
         session
             .write_request_header(Box::new(header))
             .await
@@ -185,9 +150,10 @@ impl VendorClient {
             .await
             .map_err(before_answer)?;
         let (status, retry_after, declared) = {
-            let h = session
-                .response_header()
-                .ok_or((ExchangeError::Broken("no response header".into()), false))?;
+            let h = session.response_header().ok_or((
+                ExchangeError::Broken("no response header".into()),
+                Reached::Maybe,
+            ))?;
             let text = |name: &str| h.headers.get(name).and_then(|v| v.to_str().ok());
             let declared = text("content-length").and_then(|v| v.trim().parse::<usize>().ok());
             (
@@ -197,19 +163,19 @@ impl VendorClient {
             )
         };
         if declared.is_some_and(|n| n > max_body) {
-            return Err((ExchangeError::TooLarge, false));
+            return Err((ExchangeError::TooLarge, Reached::Maybe));
         }
         let mut body = Collected::new(declared);
         loop {
             match session.read_response_body().await {
                 Ok(Some(chunk)) => {
                     if body.len() + chunk.len() > max_body {
-                        return Err((ExchangeError::TooLarge, false));
+                        return Err((ExchangeError::TooLarge, Reached::Maybe));
                     }
                     body.push(chunk);
                 }
                 Ok(None) => break,
-                Err(e) => return Err((classify(&e, false), false)),
+                Err(e) => return Err((classify(&e, false), Reached::Maybe)),
             }
         }
         match session {
@@ -230,64 +196,6 @@ impl VendorClient {
             retry_after,
             body: body.into_bytes(),
         })
-    }
-}
-
-/// A vendor body as it arrives in chunks: a body that came in one chunk (a get, a small page)
-/// is kept as that chunk, without a copy; more chunks are copied into one buffer, sized from
-/// `Content-Length` when the vendor sent one, so a 250 KB answer is not copied again each time
-/// the buffer doubles.
-struct Collected {
-    /// The vendor's `Content-Length`: the buffer's size once a second chunk arrives.
-    declared: Option<usize>,
-    chunks: Chunks,
-}
-
-enum Chunks {
-    None,
-    One(Bytes),
-    Many(BytesMut),
-}
-
-impl Collected {
-    fn new(declared: Option<usize>) -> Collected {
-        Collected {
-            declared,
-            chunks: Chunks::None,
-        }
-    }
-
-    fn len(&self) -> usize {
-        match &self.chunks {
-            Chunks::None => 0,
-            Chunks::One(b) => b.len(),
-            Chunks::Many(b) => b.len(),
-        }
-    }
-
-    fn push(&mut self, chunk: Bytes) {
-        self.chunks = match std::mem::replace(&mut self.chunks, Chunks::None) {
-            Chunks::None => Chunks::One(chunk),
-            Chunks::One(first) => {
-                let size = self.declared.unwrap_or(0).max(first.len() + chunk.len());
-                let mut all = BytesMut::with_capacity(size);
-                all.extend_from_slice(&first);
-                all.extend_from_slice(&chunk);
-                Chunks::Many(all)
-            }
-            Chunks::Many(mut all) => {
-                all.extend_from_slice(&chunk);
-                Chunks::Many(all)
-            }
-        };
-    }
-
-    fn into_bytes(self) -> Bytes {
-        match self.chunks {
-            Chunks::None => Bytes::new(),
-            Chunks::One(b) => b,
-            Chunks::Many(b) => b.freeze(),
-        }
     }
 }
 
@@ -406,8 +314,10 @@ mod tests {
             vendor(b"HTTP/1.1 200 OK\r\nContent-Length: 26\r\n\r\nabcdefghijklmnopqrstuvwxyz")
                 .await;
         let client = VendorClient::default();
-        let (answer, _) = client.send(&provider_at(addr), &get(), "r1", 1024).await;
-        let answer = answer.unwrap();
+        let answer = client
+            .send_once(&provider_at(addr), &get(), "r1", 1024)
+            .await
+            .unwrap();
         assert_eq!(answer.status, 200);
         assert_eq!(answer.body, "abcdefghijklmnopqrstuvwxyz");
     }
@@ -420,42 +330,17 @@ mod tests {
         let chunked = vendor(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nd\r\nabcdefghijklm\r\nd\r\nnopqrstuvwxyz\r\n0\r\n\r\n").await;
         let client = VendorClient::default();
         for addr in [declared, chunked] {
-            let (answer, _) = client.send(&provider_at(addr), &get(), "r1", 20).await;
-            assert_eq!(answer.unwrap_err(), ExchangeError::TooLarge);
+            let answer = client.send_once(&provider_at(addr), &get(), "r1", 20).await;
+            assert_eq!(
+                answer.unwrap_err(),
+                (ExchangeError::TooLarge, Reached::Maybe)
+            );
         }
         // Under the bound, the chunked body arrives whole.
         let chunked = vendor(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nd\r\nabcdefghijklm\r\nd\r\nnopqrstuvwxyz\r\n0\r\n\r\n").await;
-        let (answer, _) = client.send(&provider_at(chunked), &get(), "r2", 26).await;
+        let answer = client
+            .send_once(&provider_at(chunked), &get(), "r2", 26)
+            .await;
         assert_eq!(answer.unwrap().body, "abcdefghijklmnopqrstuvwxyz");
-    }
-
-    fn collect(declared: Option<usize>, chunks: &[&'static [u8]]) -> Bytes {
-        let mut body = Collected::new(declared);
-        for c in chunks {
-            body.push(Bytes::from_static(c));
-        }
-        assert_eq!(body.len(), chunks.iter().map(|c| c.len()).sum::<usize>());
-        body.into_bytes()
-    }
-
-    #[test]
-    fn chunks_come_back_whole_and_in_order() {
-        assert_eq!(collect(None, &[]), Bytes::new());
-        assert_eq!(collect(Some(5), &[b"hello"]), "hello");
-        assert_eq!(
-            collect(Some(11), &[b"hello", b" ", b"world"]),
-            "hello world"
-        );
-        // A wrong Content-Length only sizes the buffer; the bytes are what arrived.
-        assert_eq!(collect(Some(2), &[b"abc", b"def"]), "abcdef");
-        assert_eq!(collect(None, &[b"abc", b"def", b"g"]), "abcdefg");
-    }
-
-    #[test]
-    fn a_single_chunk_is_kept_without_a_copy() {
-        let chunk = Bytes::from(vec![7u8; 1000]);
-        let mut body = Collected::new(Some(1000));
-        body.push(chunk.clone());
-        assert_eq!(body.into_bytes().as_ptr(), chunk.as_ptr());
     }
 }

@@ -1,26 +1,51 @@
 //! The gateway: one canonical request in, one answer out, over the config snapshot the request
 //! started with. Pingora-free: [`crate::proxy`] feeds it requests and writes its answers.
+//!
+//! A request meets, in this order:
+//!
+//! 1. [`endpoint`] — which route the method and path name (the dispatch table `explain` shares);
+//! 2. [`auth`] — the gateway key → the tenant;
+//! 3. the rate-limit layer ([`crate::layers::rate_limit`]) — the tenant's allowance;
+//! 4. [`plan`] — one pure function: provider ([`route`]), routing rule, the exact vendor request
+//!    (the adapter's planners), cache key and freshness, idempotency scope, resend policy;
+//! 5. the idempotency layer ([`crate::layers::idempotency`]) — writes with a key ([`write`]);
+//! 6. the cache layer ([`crate::layers::cache`]) — reads ([`read`]);
+//! 7. the vendor side ([`upstream`]): health, the circuit breaker's slot
+//!    ([`crate::layers::health`]) → the retry layer ([`crate::layers::retry`]) → the vendor
+//!    client ([`exchange`], over idle connections kept by `vendor_pool`);
+//! 8. normalization of the vendor's answer (pure, in [`read`] and [`write`], by the adapter);
+//! 9. [`answer`] — status, headers, body; problems become RFC 9457 documents there only.
+//!
+//! Each stage returns what it saw with its result; [`Gateway::handle`] assembles the request's
+//! log and metrics record ([`answer::Outcome`]) once, from those results.
 
 pub mod answer;
 pub mod auth;
-mod calls;
+mod body;
+pub mod endpoint;
 pub mod exchange;
-pub mod health;
+pub mod plan;
 mod providers;
+mod read;
 pub mod route;
+pub mod upstream;
 mod vendor_pool;
-mod writes;
+mod write;
 
-use crate::cache::ResponseCache;
-use crate::canonical::{ErrorCode, Problem};
-use crate::config::Runtime;
-use crate::idempotency::IdempotencyStore;
+use crate::canonical::{ErrorCode, Operation, Problem};
+use crate::config::{Runtime, Tenant};
+use crate::layers::cache::{CacheOutcome, MemoryCache, ResponseCache};
+use crate::layers::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
+use crate::layers::rate_limit::{LocalRateLimiter, RateLimiter};
+use crate::layers::VendorFacts;
 use crate::metrics::Metrics;
-use answer::{Answer, Outcome};
+use answer::{problem_answer, Answer, Outcome};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use exchange::VendorClient;
+use endpoint::{CallOp, Endpoint};
+use plan::{CallRequest, Planned, Work};
 use std::sync::Arc;
+use upstream::{Exchange, VendorSide};
 
 /// The OpenAPI document served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../openapi/openapi.json");
@@ -42,28 +67,31 @@ pub struct Incoming<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
+/// The gateway's state: the config snapshot, and each stateful layer behind its interface.
 pub struct Gateway {
     runtime: ArcSwap<Runtime>,
-    client: VendorClient,
-    health: health::HealthBoard,
-    cache: ResponseCache,
-    idempotency: IdempotencyStore,
+    rate_limiter: Box<dyn RateLimiter>,
+    idempotency: Box<dyn IdempotencyStore>,
+    cache: Box<dyn ResponseCache>,
+    vendor: VendorSide,
     metrics: Metrics,
 }
 
 impl Gateway {
+    /// A gateway with the in-memory implementation of every layer.
     pub fn new(runtime: Runtime) -> Gateway {
         let metrics = Metrics::new();
         metrics.config_loaded_now();
+        let settings = &runtime.settings;
         Gateway {
-            cache: ResponseCache::new(runtime.settings.cache.max_bytes),
-            idempotency: IdempotencyStore::new(
-                runtime.settings.idempotency_ttl,
-                runtime.settings.idempotency_max_entries,
-            ),
+            rate_limiter: Box::new(LocalRateLimiter::default()),
+            idempotency: Box::new(MemoryIdempotencyStore::new(
+                settings.idempotency_ttl,
+                settings.idempotency_max_entries,
+            )),
+            cache: Box::new(MemoryCache::new(settings.cache.max_bytes)),
             runtime: ArcSwap::from_pointee(runtime),
-            client: VendorClient::default(),
-            health: health::HealthBoard::default(),
+            vendor: VendorSide::default(),
             metrics,
         }
     }
@@ -72,8 +100,8 @@ impl Gateway {
         &self.metrics
     }
 
-    pub fn cache(&self) -> &ResponseCache {
-        &self.cache
+    pub fn cache(&self) -> &dyn ResponseCache {
+        &*self.cache
     }
 
     /// The current config snapshot.
@@ -81,85 +109,202 @@ impl Gateway {
         self.runtime.load_full()
     }
 
-    /// Swaps in a new, already validated snapshot; requests in flight keep theirs.
+    /// Swaps in a new, already validated snapshot; requests in flight keep theirs. Rate-limit
+    /// buckets of tenants still configured are kept (a changed limit starts afresh on first use).
     pub fn replace_runtime(&self, rt: Runtime) {
+        self.rate_limiter
+            .retain(&|tenant| rt.tenants.contains_key(tenant));
         self.runtime.store(Arc::new(rt));
     }
 
+    /// Answers one request; the answer carries the request's record for the log and metrics.
     pub async fn handle(&self, req: Incoming<'_>) -> Answer {
         let rt = self.runtime();
-        let mut outcome = Outcome::default();
-        match self.dispatch(&rt, req, &mut outcome).await {
-            Ok(answer) => answer,
-            Err(problem) => Answer::problem(problem, req.request_id, outcome),
-        }
+        self.serve(&rt, req).await.into_answer(req.request_id)
     }
 
-    async fn dispatch(
-        &self,
-        rt: &Runtime,
-        req: Incoming<'_>,
-        outcome: &mut Outcome,
-    ) -> Result<Answer, Problem> {
-        let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
-        if req.method == "GET" && req.path == "/openapi.json" {
-            return Ok(Answer::raw_json(
-                Bytes::from_static(OPENAPI.as_bytes()),
-                std::mem::take(outcome),
-            ));
-        }
-        if segments.first() != Some(&"v1") {
-            return Err(not_found(req));
-        }
+    async fn serve(&self, rt: &Runtime, req: Incoming<'_>) -> Served {
+        let endpoint = match Endpoint::parse(req.method, req.path) {
+            // The API's description is public.
+            Ok(Endpoint::OpenApi) => return Seen::default().finish(Ok(openapi())),
+            // Outside /v1 a wrong route is refused before any key is looked at.
+            Err(p) if !Endpoint::is_api_path(req.path) => return Seen::default().finish(Err(p)),
+            other => other,
+        };
         if req.body_too_large {
-            return Err(Problem::field(
+            let p = Problem::field(
                 ErrorCode::PayloadTooLarge,
                 "body",
                 format!(
                     "the body is over the limit of {} bytes",
                     rt.settings.max_body_bytes
                 ),
-            ));
+            );
+            return Seen::default().finish(Err(p));
         }
-        let tenant = auth::authenticate(rt, req.authorization)?;
-        outcome.tenant = Some(tenant.name.clone());
-        if let Some(limiter) = &tenant.limiter {
-            limiter.check(&tenant.name)?;
-        }
-        let cx = calls::CallCx {
-            gateway: self,
-            rt,
-            tenant: &tenant,
-            req,
+        let tenant = match auth::authenticate(rt, req.authorization) {
+            Ok(t) => t,
+            Err(p) => return Seen::default().finish(Err(p)),
         };
-        match (req.method, &segments[1..]) {
-            ("GET", ["providers"]) => {
-                outcome.operation = Some(crate::canonical::Operation::ListProviders);
-                Ok(providers::list(
-                    rt,
-                    &tenant,
-                    &self.health,
-                    std::mem::take(outcome),
-                ))
+        let seen = Seen {
+            tenant: Some(tenant.name.clone()),
+            ..Seen::default()
+        };
+        if let Some(limit) = tenant.rate_limit {
+            if let Err(p) = self.rate_limiter.check(&tenant.name, limit).await {
+                return seen.finish(Err(p));
             }
-            ("GET", ["calls"]) => cx.list(outcome).await,
-            ("GET", ["calls", id]) if !id.is_empty() => cx.get(id, outcome).await,
-            ("POST", ["calls"]) => cx.create(outcome).await,
-            ("PATCH" | "PUT", ["calls", id]) if !id.is_empty() => cx.update(id, outcome).await,
-            _ => Err(not_found(req)),
         }
+        match endpoint {
+            Ok(Endpoint::Call(op)) => self.call(rt, &tenant, op, req, seen).await,
+            Ok(Endpoint::Providers) => Seen {
+                operation: Some(Operation::ListProviders),
+                ..seen
+            }
+            .finish(Ok(providers::list(rt, &tenant, &self.vendor.health))),
+            Ok(Endpoint::OpenApi) => seen.finish(Ok(openapi())),
+            Err(p) => seen.finish(Err(p)),
+        }
+    }
+
+    /// An operation on calls: plan it, then run the plan through the layers.
+    async fn call(
+        &self,
+        rt: &Runtime,
+        tenant: &Tenant,
+        op: CallOp<'_>,
+        req: Incoming<'_>,
+        seen: Seen,
+    ) -> Served {
+        let seen = Seen {
+            operation: Some(op.operation()),
+            ..seen
+        };
+        let request = CallRequest {
+            op,
+            method: req.method,
+            path: req.path,
+            query: req.query,
+            body: req.body.unwrap_or_default(),
+            idempotency_key: req.idempotency_key,
+            request_id: req.request_id,
+        };
+        let planned = match plan::plan(rt, tenant, &request) {
+            Ok(p) => p,
+            Err(refused) => {
+                let seen = Seen {
+                    provider: refused.provider.map(|p| p.name.clone()),
+                    ..seen
+                };
+                return seen.finish(Err(refused.problem));
+            }
+        };
+        let cx = Exchange {
+            request_id: req.request_id,
+            max_body: rt.settings.max_vendor_body_bytes,
+            resend: planned.resend,
+        };
+        let seen = Seen {
+            provider: Some(planned.provider.name.clone()),
+            ..seen
+        };
+        self.execute(&planned, cx, req.no_cache, seen).await
+    }
+
+    /// Runs a plan through the stack below planning: cache or idempotency, then the vendor side.
+    async fn execute(
+        &self,
+        planned: &Planned,
+        cx: Exchange<'_>,
+        refresh: bool,
+        seen: Seen,
+    ) -> Served {
+        let (cache, vendor, provider) = (&*self.cache, &self.vendor, &*planned.provider);
+        let read = match &planned.work {
+            Work::Get(plan) => read::get(cache, vendor, provider, plan, cx, refresh).await,
+            Work::List(plan) => read::list(cache, vendor, provider, plan, cx, refresh).await,
+            Work::Write(plan) => {
+                let layers = write::WriteLayers {
+                    idempotency: &*self.idempotency,
+                    cache,
+                    vendor,
+                };
+                return match write::write(layers, provider, plan, cx).await {
+                    Ok(ran) => {
+                        let mut answer = Answer::stored(ran.answer);
+                        if ran.replayed {
+                            answer.headers.push(("Idempotent-Replayed", "true".into()));
+                        }
+                        Seen {
+                            vendor: ran.vendor,
+                            ..seen
+                        }
+                        .finish(Ok(answer))
+                    }
+                    Err(p) => seen.finish(Err(p)),
+                };
+            }
+        };
+        Seen {
+            vendor: read.vendor,
+            cache: Some(read.cache),
+            ..seen
+        }
+        .finish(read.result.map(Answer::raw_json))
     }
 }
 
-fn not_found(req: Incoming<'_>) -> Problem {
-    Problem::new(
-        ErrorCode::NotFound,
-        format!(
-            "{} {} is not a route of callgate (see /openapi.json)",
-            req.method, req.path
-        ),
-    )
+fn openapi() -> Answer {
+    Answer::raw_json(Bytes::from_static(OPENAPI.as_bytes()))
 }
+
+/// What the stages of a request returned on the way (for its record).
+#[derive(Default)]
+struct Seen {
+    tenant: Option<String>,
+    operation: Option<Operation>,
+    provider: Option<String>,
+    vendor: Option<VendorFacts>,
+    cache: Option<CacheOutcome>,
+}
+
+/// What a request came to: its answer (or problem), and what was seen on the way.
+struct Served {
+    seen: Seen,
+    result: Result<Answer, Problem>,
+}
+
+impl Seen {
+    fn finish(self, result: Result<Answer, Problem>) -> Served {
+        Served { seen: self, result }
+    }
+}
+
+impl Served {
+    /// The answer, with the request's record assembled — here, once.
+    fn into_answer(self, request_id: &str) -> Answer {
+        let seen = self.seen;
+        let mut provider = seen.provider;
+        let mut answer = match self.result {
+            Ok(answer) => answer,
+            Err(p) => {
+                provider = provider.or_else(|| p.provider_name().map(str::to_string));
+                Answer::stored(problem_answer(p, request_id))
+            }
+        };
+        answer.outcome = Outcome {
+            tenant: seen.tenant,
+            provider,
+            operation: seen.operation,
+            code: answer.code,
+            cache: seen.cache,
+            ..Outcome::default()
+        }
+        .with_vendor(seen.vendor);
+        answer
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Pingora boxes each request's future, copying it whole: the gateway's future must stay

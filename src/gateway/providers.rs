@@ -1,8 +1,8 @@
 //! `GET /v1/providers`: the providers a tenant may use, what they can do, how they are doing.
 
-use super::answer::{Answer, Outcome};
-use super::health::{Health, HealthBoard};
+use super::answer::Answer;
 use crate::config::{Runtime, Tenant};
+use crate::layers::health::{Health, HealthBoard};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -19,7 +19,7 @@ struct ProviderList<'a> {
     data: Vec<ProviderView<'a>>,
 }
 
-pub fn list(rt: &Runtime, tenant: &Tenant, health: &HealthBoard, outcome: Outcome) -> Answer {
+pub fn list(rt: &Runtime, tenant: &Tenant, health: &HealthBoard) -> Answer {
     let data = tenant
         .providers
         .iter()
@@ -54,5 +54,5 @@ pub fn list(rt: &Runtime, tenant: &Tenant, health: &HealthBoard, outcome: Outcom
             }
         })
         .collect();
-    Answer::json(200, &ProviderList { data }, outcome)
+    Answer::json(200, &ProviderList { data })
 }

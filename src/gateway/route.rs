@@ -103,21 +103,24 @@ pub fn for_cursor(
     Ok((provider, at))
 }
 
-/// The provider a list goes to.
-pub fn for_list(rt: &Runtime, tenant: &Tenant, q: &ListQuery) -> Result<Arc<Provider>, Problem> {
-    let name: &str = if let Some(p) = &q.provider {
-        p
-    } else if let Some(p) = q
+/// The provider a list goes to, and the rule that chose it.
+pub fn for_list(
+    rt: &Runtime,
+    tenant: &Tenant,
+    q: &ListQuery,
+) -> Result<(Arc<Provider>, Rule), Problem> {
+    let (name, rule): (&str, Rule) = if let Some(p) = &q.provider {
+        (p, Rule::Explicit)
+    } else if let Some((agent, p)) = q
         .filters
         .agent_id
         .as_deref()
         .and_then(|a| tenant.agent_routes.iter().find(|(agent, _)| agent == a))
-        .map(|(_, p)| p)
     {
-        p
+        (p, Rule::Agent(agent.clone()))
     } else {
         match &tenant.default {
-            Some(DefaultRoute::One(p)) => p,
+            Some(DefaultRoute::One(p)) => (p, Rule::Default),
             Some(DefaultRoute::Split(split)) => {
                 let names: Vec<&str> = split.keys().map(String::as_str).collect();
                 return Err(Problem::field(
@@ -132,17 +135,49 @@ pub fn for_list(rt: &Runtime, tenant: &Tenant, q: &ListQuery) -> Result<Arc<Prov
             None => return Err(no_default(tenant)),
         }
     };
-    named(rt, tenant, name)
+    Ok((named(rt, tenant, name)?, rule))
 }
 
 /// Why a provider was chosen (for `explain` and logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
+    /// The request named the provider.
     Explicit,
+    /// A tenant rule for this agent id.
     Agent(String),
+    /// The tenant's default provider.
     Default,
-    /// A weighted split; the bucket (0–99) that fell to the provider.
-    Split(u8),
+    /// The tenant's weighted split: the bucket (0–99) that fell to the provider, drawn from the
+    /// `Idempotency-Key` (`keyed`) or at random.
+    Split { bucket: u8, keyed: bool },
+    /// The call id names its provider.
+    CallId,
+    /// A list cursor names the provider and the position of the walk.
+    Cursor { offset: u64 },
+}
+
+impl Rule {
+    /// The rule as `explain` prints it, for the provider it chose.
+    pub fn describe(&self, provider: &str) -> String {
+        match self {
+            Rule::Explicit => "explicit provider".into(),
+            Rule::Agent(agent) => format!("agent rule agentId={agent} → {provider}"),
+            Rule::Default => "tenant default".into(),
+            Rule::Split {
+                bucket,
+                keyed: true,
+            } => format!(
+                "tenant default (weighted split; the Idempotency-Key falls in bucket {bucket} → {provider})"
+            ),
+            Rule::Split { keyed: false, .. } => format!(
+                "tenant default (weighted split; without an Idempotency-Key the draw is random — {provider} this time)"
+            ),
+            Rule::CallId => format!("call id names provider {provider}"),
+            Rule::Cursor { offset } => {
+                format!("cursor names provider {provider} (offset {offset})")
+            }
+        }
+    }
 }
 
 /// The provider a create goes to: explicit `provider` → an agent rule → the default, which may be
@@ -174,7 +209,8 @@ pub fn for_create(
                     }
                     None => fastrand::u8(0..100),
                 };
-                (pick(split, bucket), Rule::Split(bucket))
+                let keyed = idempotency_key.is_some();
+                (pick(split, bucket), Rule::Split { bucket, keyed })
             }
             None => return Err(no_default(tenant)),
         }

@@ -1,13 +1,19 @@
-//! `Idempotency-Key` for writes: per tenant, the first answer to a key is stored and replayed to
+//! The idempotency layer — `Idempotency-Key` for writes: per tenant, the first answer to a key is stored and replayed to
 //! every later request with the same key and the same body — without a second vendor request,
 //! also when the duplicates arrive while the first is in flight (they wait for it). The same key
 //! with another body is `409 idempotency_conflict`. Entries expire (default 24 h) and are bounded
 //! in number (moka).
 //!
+//! [`IdempotencyStore`] is the layer's interface; [`MemoryIdempotencyStore`] (moka, in this
+//! process) the embedded implementation. The key's scope and the request's fingerprint are
+//! planned (and the key validated) before this layer: it only keeps answers.
+//!
 //! Answers that prove nothing reached a vendor (the request was refused before, or no connection
 //! could be made) are not stored, so the client may simply retry them.
 
+use super::{BoxFuture, VendorFacts};
 use crate::canonical::{ErrorCode, Problem};
+use async_trait::async_trait;
 use bytes::Bytes;
 use moka::future::Cache;
 use std::future::Future;
@@ -39,7 +45,38 @@ pub struct Produced {
     pub keep: bool,
 }
 
-pub struct IdempotencyStore {
+/// Where a key's answer is kept: per tenant, per key, for one request (its fingerprint).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    pub tenant: String,
+    pub key: String,
+    /// [`fingerprint`] of the request: the same key with another request is a conflict.
+    pub fingerprint: u64,
+}
+
+/// A write as this layer ran it.
+#[derive(Debug)]
+pub struct Ran {
+    pub answer: StoredAnswer,
+    /// The answer is the stored one of an earlier request with the key.
+    pub replayed: bool,
+    /// What the vendor side saw, when this request produced the answer.
+    pub vendor: Option<VendorFacts>,
+}
+
+/// The idempotency layer's interface.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Runs `produce` once per scope's (tenant, key); later requests get its answer.
+    async fn run(
+        &self,
+        scope: &Scope,
+        produce: BoxFuture<'_, (Produced, VendorFacts)>,
+    ) -> Result<Ran, Problem>;
+}
+
+/// Answers kept in this process's memory (moka), bounded in number, expiring after a TTL.
+pub struct MemoryIdempotencyStore {
     cache: Cache<(String, String), Arc<Stored>>,
 }
 
@@ -83,9 +120,9 @@ fn canonical_json(v: &serde_json::Value) -> String {
     }
 }
 
-impl IdempotencyStore {
-    pub fn new(ttl: Duration, max_entries: u64) -> IdempotencyStore {
-        IdempotencyStore {
+impl MemoryIdempotencyStore {
+    pub fn new(ttl: Duration, max_entries: u64) -> MemoryIdempotencyStore {
+        MemoryIdempotencyStore {
             cache: Cache::builder()
                 .max_capacity(max_entries)
                 .time_to_live(ttl)
@@ -94,7 +131,7 @@ impl IdempotencyStore {
     }
 
     /// Runs `produce` once per (tenant, key); returns the answer and whether it is a replay.
-    pub async fn run<F, Fut>(
+    pub async fn run_with<F, Fut>(
         &self,
         tenant: &str,
         key: &str,
@@ -105,13 +142,6 @@ impl IdempotencyStore {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Produced>,
     {
-        if key.is_empty() || key.len() > 255 {
-            return Err(Problem::field(
-                ErrorCode::InvalidRequest,
-                "Idempotency-Key",
-                "must be 1 to 255 characters",
-            ));
-        }
         let led = AtomicBool::new(false);
         let init = async {
             led.store(true, Ordering::Relaxed);
@@ -143,6 +173,35 @@ impl IdempotencyStore {
             ));
         }
         Ok((stored.answer.clone(), !led.load(Ordering::Relaxed)))
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryIdempotencyStore {
+    async fn run(
+        &self,
+        scope: &Scope,
+        produce: BoxFuture<'_, (Produced, VendorFacts)>,
+    ) -> Result<Ran, Problem> {
+        let mut vendor = None;
+        let ran = &mut vendor;
+        let (answer, replayed) = self
+            .run_with(
+                &scope.tenant,
+                &scope.key,
+                scope.fingerprint,
+                move || async move {
+                    let (produced, facts) = produce.await;
+                    *ran = Some(facts);
+                    produced
+                },
+            )
+            .await?;
+        Ok(Ran {
+            answer,
+            replayed,
+            vendor,
+        })
     }
 }
 
@@ -180,7 +239,7 @@ mod tests {
 
     #[tokio::test]
     async fn replays_conflicts_and_scopes_by_tenant() {
-        let store = IdempotencyStore::new(Duration::from_secs(60), 100);
+        let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 100);
         let calls = AtomicUsize::new(0);
         let produce = || async {
             calls.fetch_add(1, Ordering::SeqCst);
@@ -189,20 +248,20 @@ mod tests {
                 keep: true,
             }
         };
-        let (a, replay) = store.run("t", "k", 1, produce).await.unwrap();
+        let (a, replay) = store.run_with("t", "k", 1, produce).await.unwrap();
         assert_eq!((a.body.as_ref(), replay), (&b"a"[..], false));
         let (_, replay) = store
-            .run("t", "k", 1, || async { unreachable!() })
+            .run_with("t", "k", 1, || async { unreachable!() })
             .await
             .unwrap();
         assert!(replay);
         let p = store
-            .run("t", "k", 2, || async { unreachable!() })
+            .run_with("t", "k", 2, || async { unreachable!() })
             .await
             .unwrap_err();
         assert_eq!(p.code, ErrorCode::IdempotencyConflict);
         store
-            .run("u", "k", 2, || async {
+            .run_with("u", "k", 2, || async {
                 Produced {
                     answer: answer("b"),
                     keep: true,
@@ -215,9 +274,9 @@ mod tests {
 
     #[tokio::test]
     async fn answers_that_are_not_kept_can_be_retried() {
-        let store = IdempotencyStore::new(Duration::from_secs(60), 100);
+        let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 100);
         let (_, replay) = store
-            .run("t", "k", 1, || async {
+            .run_with("t", "k", 1, || async {
                 Produced {
                     answer: answer("no"),
                     keep: false,
@@ -227,7 +286,7 @@ mod tests {
             .unwrap();
         assert!(!replay);
         let (a, replay) = store
-            .run("t", "k", 1, || async {
+            .run_with("t", "k", 1, || async {
                 Produced {
                     answer: answer("yes"),
                     keep: true,

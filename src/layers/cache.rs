@@ -1,13 +1,19 @@
-//! The GET response cache (moka): finished canonical answers, keyed by the normalized canonical
+//! The cache layer: finished canonical answers of reads, keyed by the normalized canonical
 //! request, bounded by bytes, with a TTL per entry, single-flight misses, stale-if-error and
 //! invalidation by call or by provider. A hit returns stored bytes: it never touches the vendor
 //! and never re-runs normalization.
 //!
+//! [`ResponseCache`] is the layer's interface; [`MemoryCache`] (moka, in this process) is the
+//! embedded implementation. The fetch a miss runs is the inner part of the stack: its
+//! [`VendorFacts`] come back in [`Served`] when it ran.
+//!
 //! Authorization happens before any lookup, so a tenant only ever reads entries of providers it
 //! may use; entries are shared between tenants that may.
 
+use super::{BoxFuture, VendorFacts};
 use crate::canonical::Problem;
 use crate::metrics::CacheResult;
+use async_trait::async_trait;
 use bytes::Bytes;
 use moka::future::Cache;
 use moka::Expiry;
@@ -99,13 +105,14 @@ impl Expiry<CacheKey, Arc<Entry>> for PerEntryExpiry {
     }
 }
 
-pub struct ResponseCache {
+/// The response cache in this process's memory (moka), bounded by bytes.
+pub struct MemoryCache {
     cache: Cache<CacheKey, Arc<Entry>>,
     max_bytes: u64,
 }
 
-impl ResponseCache {
-    pub fn new(max_bytes: u64) -> ResponseCache {
+impl MemoryCache {
+    pub fn new(max_bytes: u64) -> MemoryCache {
         let cache = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|k: &CacheKey, v: &Arc<Entry>| {
@@ -120,22 +127,12 @@ impl ResponseCache {
             .expire_after(PerEntryExpiry)
             .support_invalidation_closures()
             .build();
-        ResponseCache { cache, max_bytes }
-    }
-
-    pub fn max_bytes(&self) -> u64 {
-        self.max_bytes
-    }
-
-    /// Weighed bytes held now (after pending evictions are applied).
-    pub async fn bytes(&self) -> u64 {
-        self.cache.run_pending_tasks().await;
-        self.cache.weighted_size()
+        MemoryCache { cache, max_bytes }
     }
 
     /// Serves `key` from the cache or through `fetch`. `refresh` (the client's `no-cache`) skips
     /// the lookup but stores the new answer. Vendor failures may be answered from a stale entry.
-    pub async fn serve<F, Fut>(
+    pub async fn serve_with<F, Fut>(
         &self,
         policy: &CachePolicy,
         key: CacheKey,
@@ -210,14 +207,85 @@ impl ResponseCache {
             body
         }
     }
+}
+
+/// A miss's fetch, as it ran: the answer to keep (or the problem) and what the vendor side saw.
+pub struct Fetch {
+    pub result: Result<Fetched, Problem>,
+    pub vendor: VendorFacts,
+}
+
+/// A read served by the cache layer.
+pub struct Served {
+    pub result: Result<Bytes, Problem>,
+    pub cache: CacheOutcome,
+    /// What the vendor side saw, when this request ran the fetch (not on hits or collapsed misses).
+    pub vendor: Option<VendorFacts>,
+}
+
+/// The cache layer's interface: serve a read, forget what a write changed, report its size.
+#[async_trait]
+pub trait ResponseCache: Send + Sync {
+    /// Serves `key` from the cache or through `fetch`. `refresh` (the client's `no-cache`) skips
+    /// the lookup but stores the new answer. Vendor failures may be answered from a stale entry.
+    async fn serve(
+        &self,
+        policy: &CachePolicy,
+        key: CacheKey,
+        refresh: bool,
+        fetch: BoxFuture<'_, Fetch>,
+    ) -> Served;
 
     /// Drops the entry of one call and every list entry of its provider (after a write).
-    pub fn invalidate_call(&self, provider: &str, call_id: &str) {
+    fn invalidate_call(&self, provider: &str, call_id: &str);
+
+    /// Weighed bytes held now.
+    async fn bytes(&self) -> u64;
+
+    /// The configured bound in bytes.
+    fn max_bytes(&self) -> u64;
+}
+
+#[async_trait]
+impl ResponseCache for MemoryCache {
+    async fn serve(
+        &self,
+        policy: &CachePolicy,
+        key: CacheKey,
+        refresh: bool,
+        fetch: BoxFuture<'_, Fetch>,
+    ) -> Served {
+        let mut vendor = None;
+        let ran = &mut vendor;
+        let (result, cache) = self
+            .serve_with(policy, key, refresh, move || async move {
+                let f = fetch.await;
+                *ran = Some(f.vendor);
+                f.result
+            })
+            .await;
+        Served {
+            result,
+            cache,
+            vendor,
+        }
+    }
+
+    fn invalidate_call(&self, provider: &str, call_id: &str) {
         let (provider, call_id) = (provider.to_string(), call_id.to_string());
         let _ = self.cache.invalidate_entries_if(move |_, e| {
             e.provider == provider
                 && (e.kind == EntryKind::List || e.call_id.as_deref() == Some(call_id.as_str()))
         });
+    }
+
+    async fn bytes(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
+        self.cache.weighted_size()
+    }
+
+    fn max_bytes(&self) -> u64 {
+        self.max_bytes
     }
 }
 
@@ -289,10 +357,10 @@ mod tests {
 
     #[tokio::test]
     async fn hit_after_miss_and_refresh_on_request() {
-        let c = ResponseCache::new(1 << 20);
+        let c = MemoryCache::new(1 << 20);
         let k = CacheKey("k".into());
         let (r, o) = c
-            .serve(&policy(0), k.clone(), false, || async {
+            .serve_with(&policy(0), k.clone(), false, || async {
                 Ok(fetched("a", 60_000))
             })
             .await;
@@ -301,7 +369,7 @@ mod tests {
             (Bytes::from_static(b"a"), CacheOutcome::MISS_STORED)
         );
         let (r, o) = c
-            .serve(&policy(0), k.clone(), false, || async {
+            .serve_with(&policy(0), k.clone(), false, || async {
                 Ok(fetched("b", 60_000))
             })
             .await;
@@ -310,7 +378,7 @@ mod tests {
             (Bytes::from_static(b"a"), CacheOutcome::HIT)
         );
         let (r, o) = c
-            .serve(&policy(0), k.clone(), true, || async {
+            .serve_with(&policy(0), k.clone(), true, || async {
                 Ok(fetched("c", 60_000))
             })
             .await;
@@ -319,7 +387,7 @@ mod tests {
             (Bytes::from_static(b"c"), CacheOutcome::REQUESTED)
         );
         let (r, _) = c
-            .serve(&policy(0), k, false, || async { Ok(fetched("d", 60_000)) })
+            .serve_with(&policy(0), k, false, || async { Ok(fetched("d", 60_000)) })
             .await;
         assert_eq!(
             r.unwrap(),
@@ -330,10 +398,10 @@ mod tests {
 
     #[tokio::test]
     async fn zero_ttl_is_not_kept_and_errors_are_not_cached() {
-        let c = ResponseCache::new(1 << 20);
+        let c = MemoryCache::new(1 << 20);
         let k = CacheKey("k".into());
         let (_, o) = c
-            .serve(&policy(0), k.clone(), false, || async {
+            .serve_with(&policy(0), k.clone(), false, || async {
                 Ok(fetched("a", 0))
             })
             .await;
@@ -341,7 +409,7 @@ mod tests {
         let calls = AtomicUsize::new(0);
         for _ in 0..2 {
             let (r, _) = c
-                .serve(&policy(0), k.clone(), false, || async {
+                .serve_with(&policy(0), k.clone(), false, || async {
                     calls.fetch_add(1, Ordering::SeqCst);
                     Err(Problem::new(ErrorCode::ProviderError, "x"))
                 })
@@ -353,16 +421,16 @@ mod tests {
 
     #[tokio::test]
     async fn stale_if_error_serves_the_old_answer_when_the_vendor_fails() {
-        let c = ResponseCache::new(1 << 20);
+        let c = MemoryCache::new(1 << 20);
         let k = CacheKey("k".into());
         let _ = c
-            .serve(&policy(60_000), k.clone(), false, || async {
+            .serve_with(&policy(60_000), k.clone(), false, || async {
                 Ok(fetched("old", 1))
             })
             .await;
         tokio::time::sleep(Duration::from_millis(5)).await;
         let (r, o) = c
-            .serve(&policy(60_000), k.clone(), false, || async {
+            .serve_with(&policy(60_000), k.clone(), false, || async {
                 Err(Problem::new(ErrorCode::ProviderTimeout, "slow"))
             })
             .await;
@@ -371,7 +439,7 @@ mod tests {
             (Bytes::from_static(b"old"), CacheOutcome::STALE)
         );
         let (r, o) = c
-            .serve(&policy(60_000), k, false, || async {
+            .serve_with(&policy(60_000), k, false, || async {
                 Err(Problem::new(ErrorCode::NotFound, "gone"))
             })
             .await;
@@ -384,15 +452,15 @@ mod tests {
 
     #[tokio::test]
     async fn invalidation_drops_the_call_and_its_providers_lists() {
-        let c = ResponseCache::new(1 << 20);
+        let c = MemoryCache::new(1 << 20);
         let p = policy(0);
         let _ = c
-            .serve(&p, CacheKey("get1".into()), false, || async {
+            .serve_with(&p, CacheKey("get1".into()), false, || async {
                 Ok(fetched("a", 60_000))
             })
             .await;
         let _ = c
-            .serve(&p, CacheKey("list".into()), false, || async {
+            .serve_with(&p, CacheKey("list".into()), false, || async {
                 Ok(Fetched {
                     kind: EntryKind::List,
                     call_id: None,
@@ -404,7 +472,7 @@ mod tests {
         c.cache.run_pending_tasks().await;
         for k in ["get1", "list"] {
             let (_, o) = c
-                .serve(&p, CacheKey(k.into()), false, || async {
+                .serve_with(&p, CacheKey(k.into()), false, || async {
                     Ok(fetched("n", 60_000))
                 })
                 .await;
@@ -436,11 +504,11 @@ mod tests {
             body.resize(33_000, b'x');
             body
         };
-        let c = ResponseCache::new(1 << 20);
+        let c = MemoryCache::new(1 << 20);
         let body = loose();
         let fetched_at = body.as_ptr();
         let (answer, _) = c
-            .serve(&policy(0), CacheKey("k".into()), false, || async move {
+            .serve_with(&policy(0), CacheKey("k".into()), false, || async move {
                 Ok(Fetched {
                     body,
                     ..fetched("", 60_000)
@@ -458,7 +526,7 @@ mod tests {
         let body = loose();
         let fetched_at = body.as_ptr();
         let (answer, _) = c
-            .serve(&off, CacheKey("k2".into()), false, || async move {
+            .serve_with(&off, CacheKey("k2".into()), false, || async move {
                 Ok(Fetched {
                     body,
                     ..fetched("", 60_000)

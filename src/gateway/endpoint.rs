@@ -1,0 +1,103 @@
+//! The dispatch table: which canonical endpoint a method and path name. The gateway and
+//! `callgate explain` both read requests through [`Endpoint::parse`].
+
+use crate::canonical::{ErrorCode, Operation, Problem};
+
+/// A route of callgate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    /// `GET /openapi.json`.
+    OpenApi,
+    /// `GET /v1/providers`.
+    Providers,
+    /// An operation on calls, answered through a vendor.
+    Call(CallOp<'a>),
+}
+
+/// An operation on calls; ids as they appear in the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOp<'a> {
+    List,
+    Get(&'a str),
+    Create,
+    Update(&'a str),
+}
+
+impl CallOp<'_> {
+    pub fn operation(self) -> Operation {
+        match self {
+            CallOp::List => Operation::ListCalls,
+            CallOp::Get(_) => Operation::GetCall,
+            CallOp::Create => Operation::CreateCall,
+            CallOp::Update(_) => Operation::UpdateCall,
+        }
+    }
+}
+
+impl<'a> Endpoint<'a> {
+    /// The endpoint `method` (upper case) and `path` name, or `404 not_found`.
+    pub fn parse(method: &str, path: &'a str) -> Result<Endpoint<'a>, Problem> {
+        if method == "GET" && path == "/openapi.json" {
+            return Ok(Endpoint::OpenApi);
+        }
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let op = match (method, segments.as_slice()) {
+            ("GET", ["v1", "providers"]) => return Ok(Endpoint::Providers),
+            ("GET", ["v1", "calls"]) => CallOp::List,
+            ("GET", ["v1", "calls", id]) if !id.is_empty() => CallOp::Get(id),
+            ("POST", ["v1", "calls"]) => CallOp::Create,
+            ("PATCH" | "PUT", ["v1", "calls", id]) if !id.is_empty() => CallOp::Update(id),
+            _ => return Err(not_found(method, path)),
+        };
+        Ok(Endpoint::Call(op))
+    }
+
+    /// A path under `/v1`: refusing it waits for authentication (an unknown route there is
+    /// answered only to a client with a key).
+    pub fn is_api_path(path: &str) -> bool {
+        path.trim_start_matches('/').split('/').next() == Some("v1")
+    }
+}
+
+fn not_found(method: &str, path: &str) -> Problem {
+    Problem::new(
+        ErrorCode::NotFound,
+        format!("{method} {path} is not a route of callgate (see /openapi.json)"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_refusals() {
+        assert_eq!(
+            Endpoint::parse("GET", "/openapi.json"),
+            Ok(Endpoint::OpenApi)
+        );
+        assert_eq!(
+            Endpoint::parse("GET", "/v1/providers"),
+            Ok(Endpoint::Providers)
+        );
+        assert_eq!(
+            Endpoint::parse("PUT", "/v1/calls/zudu:1"),
+            Ok(Endpoint::Call(CallOp::Update("zudu:1")))
+        );
+        assert_eq!(
+            Endpoint::parse("GET", "/v1/calls"),
+            Ok(Endpoint::Call(CallOp::List))
+        );
+        for (method, path) in [
+            ("GET", "/v1/calls/"),
+            ("DELETE", "/v1/calls/zudu:1"),
+            ("HEAD", "/v1/calls"),
+            ("GET", "/v2/calls"),
+        ] {
+            let p = Endpoint::parse(method, path).unwrap_err();
+            assert_eq!(p.code, ErrorCode::NotFound, "{method} {path}");
+        }
+        assert!(Endpoint::is_api_path("/v1/nope"));
+        assert!(!Endpoint::is_api_path("/v2/calls"));
+    }
+}

@@ -1,0 +1,356 @@
+//! Planning: one pure function, [`plan`], from (config snapshot, tenant, canonical request) to a
+//! [`Planned`] value — the operation, the provider and the routing rule that chose it, the exact
+//! vendor request, the cache key and freshness policy of a read, the idempotency scope and resend
+//! policy of a write. Every decision about a request is made here, once, before any layer runs:
+//! `serve` executes the `Planned`, `callgate explain` prints it.
+
+use super::endpoint::CallOp;
+use super::route::{self, Rule};
+use crate::adapter::plan::{ListPlan, VendorRequest, WriteKind};
+use crate::canonical::cursor::Position;
+use crate::canonical::id::CallId;
+use crate::canonical::list_query::{self, ListQuery, DEFAULT_LIMIT};
+use crate::canonical::write::{CreateCall, UpdateCall};
+use crate::canonical::{ErrorCode, Operation, Problem};
+use crate::config::{CacheSettings, Provider, Runtime, Tenant};
+use crate::layers::cache::{CacheKey, CachePolicy};
+use crate::layers::idempotency::{fingerprint, Scope};
+use crate::layers::retry::Resend;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One canonical request to plan.
+#[derive(Debug, Clone, Copy)]
+pub struct CallRequest<'a> {
+    pub op: CallOp<'a>,
+    /// As the client sent them (the idempotency fingerprint covers method, path and body).
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub body: &'a [u8],
+    pub idempotency_key: Option<&'a str>,
+    /// The id sent to the vendor (some adapters read it back into the answer).
+    pub request_id: &'a str,
+}
+
+/// Everything decided about one request.
+#[derive(Debug)]
+pub struct Planned {
+    pub operation: Operation,
+    pub provider: Arc<Provider>,
+    pub rule: Rule,
+    /// What may be sent again after a failed attempt.
+    pub resend: Resend,
+    pub work: Work,
+}
+
+/// What running the request takes.
+#[derive(Debug)]
+pub enum Work {
+    /// `GET /v1/calls/{id}`, through the cache.
+    Get(GetPlan),
+    /// One page of `GET /v1/calls`, through the cache.
+    List(Box<PagePlan>),
+    /// `POST /v1/calls` or `PATCH /v1/calls/{id}`: sent at most once.
+    Write(WritePlan),
+}
+
+#[derive(Debug)]
+pub struct GetPlan {
+    pub request: VendorRequest,
+    /// The id's params, for normalization.
+    pub params: Vec<(String, String)>,
+    pub include_raw: bool,
+    /// The canonical call id (the cache drops it when the call is written).
+    pub call_id: String,
+    pub cache: CachePlan,
+}
+
+#[derive(Debug)]
+pub struct PagePlan {
+    pub list: ListPlan,
+    pub query: ListQuery,
+    /// Where the walk stands.
+    pub at: Position,
+    pub cache: CachePlan,
+}
+
+#[derive(Debug)]
+pub struct WritePlan {
+    pub kind: WriteKind,
+    pub request: VendorRequest,
+    /// Values the vendor's answer is normalized with.
+    pub params: Vec<(String, String)>,
+    /// The status of a successful answer.
+    pub success: u16,
+    /// Where the answer is kept for the request's `Idempotency-Key`, if it has one.
+    pub idempotency: Option<Scope>,
+}
+
+/// How a read is cached.
+#[derive(Debug, Clone)]
+pub struct CachePlan {
+    /// The normalized canonical request.
+    pub key: CacheKey,
+    pub policy: CachePolicy,
+    pub freshness: Freshness,
+}
+
+/// How long an answer stays fresh, decided by what it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Freshness {
+    /// A call (or a page holding one) that is still live.
+    pub live: Duration,
+    /// A call that has ended.
+    pub finished: Duration,
+    /// A page of finished calls.
+    pub page: Duration,
+}
+
+impl Freshness {
+    fn from(settings: &CacheSettings) -> Freshness {
+        Freshness {
+            live: settings.live_call_ttl,
+            finished: settings.finished_call_ttl,
+            page: settings.list_ttl,
+        }
+    }
+
+    pub fn for_call(&self, live: bool) -> Duration {
+        if live {
+            self.live
+        } else {
+            self.finished
+        }
+    }
+
+    pub fn for_page(&self, any_live: bool) -> Duration {
+        if any_live {
+            self.page.min(self.live)
+        } else {
+            self.page
+        }
+    }
+}
+
+/// A request refused while planning; `provider` is the one it was routed to, if it got that far
+/// (for the request's log line and metrics).
+#[derive(Debug)]
+pub struct Refused {
+    pub problem: Problem,
+    pub provider: Option<Arc<Provider>>,
+}
+
+impl From<Problem> for Refused {
+    fn from(problem: Problem) -> Refused {
+        Refused {
+            problem,
+            provider: None,
+        }
+    }
+}
+
+/// Tags a problem raised after routing with the provider it concerns.
+fn at(provider: &Arc<Provider>) -> impl Fn(Problem) -> Refused + '_ {
+    move |problem| Refused {
+        problem,
+        provider: Some(provider.clone()),
+    }
+}
+
+/// Plans `req` for `tenant` over the snapshot `rt`.
+pub fn plan(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planned, Refused> {
+    match req.op {
+        CallOp::Get(raw_id) => get(rt, tenant, raw_id, req),
+        CallOp::List => list(rt, tenant, req),
+        CallOp::Create => create(rt, tenant, req),
+        CallOp::Update(raw_id) => update(rt, tenant, raw_id, req),
+    }
+}
+
+fn cache_plan(rt: &Runtime, key: String) -> CachePlan {
+    let settings = &rt.settings.cache;
+    CachePlan {
+        key: CacheKey(key),
+        policy: CachePolicy {
+            enabled: settings.enabled,
+            stale_if_error: settings.stale_if_error,
+        },
+        freshness: Freshness::from(settings),
+    }
+}
+
+fn get(
+    rt: &Runtime,
+    tenant: &Tenant,
+    raw_id: &str,
+    req: &CallRequest<'_>,
+) -> Result<Planned, Refused> {
+    let include_raw = list_query::parse_include(req.query)?;
+    let (provider, id) = route::for_call_id(rt, tenant, raw_id)?;
+    let call_id = CallId::encode(
+        &provider.name,
+        &id.parts.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let params = provider
+        .adapter
+        .id_params(id.parts)
+        .map_err(at(&provider))?;
+    let request = provider.adapter.plan_get(&params).map_err(at(&provider))?;
+    let cache = cache_plan(rt, format!("get|{call_id}|raw={include_raw}"));
+    Ok(Planned {
+        operation: Operation::GetCall,
+        rule: Rule::CallId,
+        resend: Resend::Read,
+        work: Work::Get(GetPlan {
+            request,
+            params,
+            include_raw,
+            call_id,
+            cache,
+        }),
+        provider,
+    })
+}
+
+fn list(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planned, Refused> {
+    let query = ListQuery::parse(req.query)?;
+    let (provider, at_, rule) = match &query.cursor {
+        Some(raw) => {
+            let (provider, at_) = route::for_cursor(rt, tenant, raw, &query)?;
+            let offset = at_.offset;
+            (provider, at_, Rule::Cursor { offset })
+        }
+        None => {
+            let (provider, rule) = route::for_list(rt, tenant, &query)?;
+            let size = provider
+                .adapter
+                .page_size(query.limit.unwrap_or(DEFAULT_LIMIT));
+            let at_ = Position {
+                provider: provider.name.clone(),
+                offset: 0,
+                size,
+            };
+            (provider, at_, rule)
+        }
+    };
+    let list = provider
+        .adapter
+        .plan_list(&query, &at_)
+        .map_err(at(&provider))?;
+    let cache = cache_plan(
+        rt,
+        format!(
+            "list|{}|{}|o={}|s={}|raw={}",
+            provider.name,
+            query.canonical_filters(),
+            at_.offset,
+            at_.size,
+            query.include_raw
+        ),
+    );
+    Ok(Planned {
+        operation: Operation::ListCalls,
+        provider,
+        rule,
+        resend: Resend::Read,
+        work: Work::List(Box::new(PagePlan {
+            list,
+            query,
+            at: at_,
+            cache,
+        })),
+    })
+}
+
+/// The idempotency scope of a write, when the request carries a key (refused when unusable).
+fn idempotency(tenant: &Tenant, req: &CallRequest<'_>) -> Result<Option<Scope>, Problem> {
+    let Some(key) = req.idempotency_key else {
+        return Ok(None);
+    };
+    if key.is_empty() || key.len() > 255 {
+        return Err(Problem::field(
+            ErrorCode::InvalidRequest,
+            "Idempotency-Key",
+            "must be 1 to 255 characters",
+        ));
+    }
+    Ok(Some(Scope {
+        tenant: tenant.name.clone(),
+        key: key.to_string(),
+        fingerprint: fingerprint(req.method, req.path, req.body),
+    }))
+}
+
+fn create(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planned, Refused> {
+    let create = CreateCall::parse(req.body)?;
+    let key = req.idempotency_key;
+    let (provider, rule) = route::for_create(
+        rt,
+        tenant,
+        create.provider.as_deref(),
+        &create.agent_id,
+        key,
+    )?;
+    let (request, mut params) = provider
+        .adapter
+        .plan_create(&create, key)
+        .map_err(at(&provider))?;
+    params.push(("request_id".into(), req.request_id.to_string()));
+    let idempotency = idempotency(tenant, req).map_err(at(&provider))?;
+    Ok(Planned {
+        operation: Operation::CreateCall,
+        provider,
+        rule,
+        resend: Resend::WriteNeverSent,
+        work: Work::Write(WritePlan {
+            kind: WriteKind::Create,
+            request,
+            params,
+            success: 201,
+            idempotency,
+        }),
+    })
+}
+
+fn update(
+    rt: &Runtime,
+    tenant: &Tenant,
+    raw_id: &str,
+    req: &CallRequest<'_>,
+) -> Result<Planned, Refused> {
+    let (provider, id) = route::for_call_id(rt, tenant, raw_id)?;
+    let plan = || {
+        let update = UpdateCall::parse(req.body)?;
+        let params = provider.adapter.id_params(id.parts)?;
+        let request = provider
+            .adapter
+            .plan_update(&params, &update, req.idempotency_key)?;
+        Ok::<_, Problem>((request, params, idempotency(tenant, req)?))
+    };
+    let (request, params, idempotency) = plan().map_err(at(&provider))?;
+    Ok(Planned {
+        operation: Operation::UpdateCall,
+        rule: Rule::CallId,
+        resend: Resend::WriteNeverSent,
+        work: Work::Write(WritePlan {
+            kind: WriteKind::Update,
+            request,
+            params,
+            success: 200,
+            idempotency,
+        }),
+        provider,
+    })
+}
+
+impl Work {
+    /// The vendor request the work sends.
+    pub fn request(&self) -> &VendorRequest {
+        match self {
+            Work::Get(g) => &g.request,
+            Work::List(p) => &p.list.request,
+            Work::Write(w) => &w.request,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The vendor side of the stack, below the cache and idempotency layers: health (the circuit
+//! breaker's slot) → retry → the vendor client. It returns the vendor's whole answer, or the
+//! problem a failed exchange maps to, with the [`VendorFacts`] it saw. Also here: reading an
+//! answer with the adapter, and the `callgate_upstream_errors_total{kind}` taxonomy of failures.
+
+use super::exchange::{ExchangeError, VendorAnswer, VendorClient};
+use crate::adapter::normalize::NormalizeError;
+use crate::adapter::plan::VendorRequest;
+use crate::adapter::Json;
+use crate::canonical::{ErrorCode, Problem};
+use crate::config::Provider;
+use crate::layers::health::HealthBoard;
+use crate::layers::retry::{self, Resend};
+use crate::layers::VendorFacts;
+use std::time::Instant;
+
+/// The layers between the cache (or idempotency) layer and the network.
+#[derive(Default)]
+pub struct VendorSide {
+    pub client: VendorClient,
+    pub health: HealthBoard,
+}
+
+/// What an exchange needs of the request beyond its plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    pub request_id: &'a str,
+    /// `server.max_vendor_body_bytes` of the request's snapshot.
+    pub max_body: usize,
+    /// What may be resent (planned).
+    pub resend: Resend,
+}
+
+impl VendorSide {
+    /// Sends `request` to `provider` (resent only as `resend` allows) and reads the whole answer.
+    pub async fn exchange(
+        &self,
+        provider: &Provider,
+        request: &VendorRequest,
+        cx: Exchange<'_>,
+    ) -> (Result<VendorAnswer, Problem>, VendorFacts) {
+        let started = Instant::now();
+        let result = retry::run(
+            cx.resend,
+            provider.timeout,
+            || ExchangeError::Timeout,
+            || {
+                self.client
+                    .send_once(provider, request, cx.request_id, cx.max_body)
+            },
+        )
+        .await;
+        let mut facts = VendorFacts {
+            waited: started.elapsed(),
+            ..VendorFacts::default()
+        };
+        match &result {
+            Ok(answer) => facts.status = Some(answer.status),
+            Err(e) => {
+                tracing::warn!(provider = %provider.name, kind = e.kind(), "vendor exchange failed");
+                facts.error = Some(e.kind());
+            }
+        }
+        self.health.record_exchange(&provider.name, facts.status);
+        (result.map_err(|e| e.into_problem(provider)), facts)
+    }
+}
+
+/// A vendor answer read as JSON (borrowing its body), or the problem it maps to (noted).
+pub fn read_json<'j>(
+    provider: &Provider,
+    answer: &'j VendorAnswer,
+    facts: &mut VendorFacts,
+) -> Result<Json<'j>, Problem> {
+    let read = provider.adapter.read_answer(
+        &provider.name,
+        answer.status,
+        answer.retry_after.as_deref(),
+        &answer.body,
+    );
+    noted(facts, read)
+}
+
+/// An adapter's reading of a vendor answer, its failure noted in the facts.
+pub fn noted<T>(facts: &mut VendorFacts, read: Result<T, Problem>) -> Result<T, Problem> {
+    read.inspect_err(|p| facts.error = upstream_error_kind(p))
+}
+
+/// The `callgate_upstream_errors_total{kind}` of a vendor answer that failed; `None` for answers
+/// that are about the client's request (not found, refused parameters).
+fn upstream_error_kind(p: &Problem) -> Option<&'static str> {
+    let status = p
+        .provider
+        .as_deref()
+        .and_then(|f| f.status)
+        .unwrap_or_default();
+    match p.code {
+        ErrorCode::ProviderAuthFailed => Some("auth"),
+        ErrorCode::ProviderRateLimited => Some("rate_limited"),
+        ErrorCode::ProviderTimeout => Some("timeout"),
+        ErrorCode::ProviderError if status >= 500 => Some("server_error"),
+        ErrorCode::ProviderError => Some("bad_answer"),
+        _ => None,
+    }
+}
+
+/// A vendor answer that could not be normalized: a `provider_error`, noted as `bad_answer`.
+pub fn unnormalizable(provider: &Provider, e: NormalizeError, facts: &mut VendorFacts) -> Problem {
+    tracing::warn!(provider = %provider.name, error = %e, "vendor answer could not be normalized");
+    facts.error = Some("bad_answer");
+    Problem::new(
+        ErrorCode::ProviderError,
+        format!(
+            "the answer of provider {:?} could not be normalized: {e}",
+            provider.name
+        ),
+    )
+    .with_provider(&provider.name)
+}
+
+/// A canonical answer as JSON bytes.
+pub fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Problem> {
+    serde_json::to_vec(value).map_err(|e| {
+        Problem::new(
+            ErrorCode::ProviderError,
+            format!("the answer could not be encoded: {e}"),
+        )
+    })
+}
