@@ -670,3 +670,35 @@ fn check_validates_the_shipped_production_example_offline_and_honours_env_overri
     assert_eq!(code, 1);
     assert!(err.contains("server.threads: must be at least 1"), "{err}");
 }
+
+#[test]
+fn explain_prints_the_plan_cache_and_write_semantics() {
+    // A get: its cache key, and that a failed read may be resent.
+    let (code, v) = explain_json(&["--key", KEY_BILLING, "GET", "/v1/calls/zud:c1"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["cache"]["key"], "get|zud:c1|raw=false");
+    assert_eq!(v["resend"], "read");
+    assert!(v["write"].is_null(), "{v}");
+    // A list: the page's key carries provider, filters and position.
+    let (code, v) = explain_json(&["--key", KEY_OPS, "GET", "/v1/calls?limit=5"]);
+    assert_eq!(code, 0, "{v}");
+    let key = v["cache"]["key"].as_str().unwrap_or_default();
+    assert!(
+        key.starts_with("list|") && key.contains("|o=0|s=5|"),
+        "{key}"
+    );
+    // A write: sent at most once; no cache.
+    let body = r#"{"agentId": "z1", "to": "+15550102222", "from": "+15550103333"}"#;
+    let (code, v) = explain_json(&["--key", KEY_OPS, "--body", body, "POST", "/v1/calls"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["resend"], "write_never_sent");
+    assert_eq!(v["write"]["success_status"], 201);
+    assert!(v["cache"].is_null(), "{v}");
+    // The text form says the same.
+    let (code, out, _) = explain(&["--key", KEY_BILLING, "GET", "/v1/calls/zud:c1"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("cache (on): key get|zud:c1|raw=false"),
+        "{out}"
+    );
+}

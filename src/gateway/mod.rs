@@ -306,33 +306,4 @@ impl Served {
 }
 
 #[cfg(test)]
-mod tests {
-    /// Pingora boxes each request's future, copying it whole: the gateway's future must stay
-    /// small (it was 24 KB, a third of a cache hit's user-space time in `memmove`, before the
-    /// vendor exchange was boxed where it is used).
-    #[test]
-    fn the_request_future_stays_small() {
-        let rt = crate::config::load_offline(std::path::Path::new("config/demo.toml"), &|_| {
-            Some("secret".into())
-        })
-        .expect("demo config");
-        let gateway = super::Gateway::new(rt);
-        let incoming = super::Incoming {
-            method: "GET",
-            path: "/v1/calls/x",
-            query: None,
-            authorization: None,
-            request_id: "r",
-            no_cache: false,
-            body: None,
-            body_too_large: false,
-            idempotency_key: None,
-        };
-        let future = gateway.handle(incoming);
-        assert!(
-            std::mem::size_of_val(&future) <= 8 * 1024,
-            "{} bytes",
-            std::mem::size_of_val(&future)
-        );
-    }
-}
+mod tests;

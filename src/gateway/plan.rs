@@ -354,3 +354,7 @@ impl Work {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

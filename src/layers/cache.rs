@@ -539,4 +539,29 @@ mod tests {
             "nothing kept, nothing copied"
         );
     }
+
+    #[tokio::test]
+    async fn the_layer_returns_the_vendor_facts_of_the_fetch_it_ran() {
+        let c = MemoryCache::new(1 << 20);
+        let fetch = |status| -> BoxFuture<'static, Fetch> {
+            Box::pin(async move {
+                Fetch {
+                    result: Ok(fetched("a", 60_000)),
+                    vendor: VendorFacts {
+                        status: Some(status),
+                        ..VendorFacts::default()
+                    },
+                }
+            })
+        };
+        let k = CacheKey("k".into());
+        let miss = c.serve(&policy(0), k.clone(), false, fetch(200)).await;
+        assert_eq!(miss.cache, CacheOutcome::MISS_STORED);
+        assert_eq!(miss.vendor.and_then(|v| v.status), Some(200));
+        let hit = c.serve(&policy(0), k.clone(), false, fetch(201)).await;
+        assert_eq!(hit.cache, CacheOutcome::HIT);
+        assert!(hit.vendor.is_none(), "a hit never reached the vendor");
+        let refreshed = c.serve(&policy(0), k, true, fetch(202)).await;
+        assert_eq!(refreshed.vendor.and_then(|v| v.status), Some(202));
+    }
 }

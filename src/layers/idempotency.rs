@@ -296,4 +296,34 @@ mod tests {
             .unwrap();
         assert_eq!((a.body.as_ref(), replay), (&b"yes"[..], false));
     }
+
+    #[tokio::test]
+    async fn the_layer_returns_the_vendor_facts_only_of_the_request_that_produced() {
+        let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 100);
+        let scope = Scope {
+            tenant: "t".into(),
+            key: "k".into(),
+            fingerprint: 1,
+        };
+        let produce = |status| -> BoxFuture<'static, (Produced, VendorFacts)> {
+            Box::pin(async move {
+                let facts = VendorFacts {
+                    status: Some(status),
+                    ..VendorFacts::default()
+                };
+                let produced = Produced {
+                    answer: answer("a"),
+                    keep: true,
+                };
+                (produced, facts)
+            })
+        };
+        let first = store.run(&scope, produce(201)).await.unwrap();
+        assert!(!first.replayed);
+        assert_eq!(first.vendor.and_then(|v| v.status), Some(201));
+        let again = store.run(&scope, produce(500)).await.unwrap();
+        assert!(again.replayed);
+        assert!(again.vendor.is_none(), "a replay never reached the vendor");
+        assert_eq!(again.answer, first.answer);
+    }
 }
