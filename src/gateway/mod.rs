@@ -44,6 +44,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use endpoint::{CallOp, Endpoint};
 use plan::{CallRequest, Planned, Work};
+use read::{Read, ReadLayers};
 use std::sync::Arc;
 use upstream::{Exchange, VendorSide};
 
@@ -220,9 +221,10 @@ impl Gateway {
         seen: Seen,
     ) -> Served {
         let (cache, vendor, provider) = (&*self.cache, &self.vendor, &*planned.provider);
+        let reads = ReadLayers { cache, vendor };
         let read = match &planned.work {
-            Work::Get(plan) => read::get(cache, vendor, provider, plan, cx, refresh).await,
-            Work::List(plan) => read::list(cache, vendor, provider, plan, cx, refresh).await,
+            Work::Get(plan) => read::serve(reads, provider, Read::Get(plan), cx, refresh).await,
+            Work::List(plan) => read::serve(reads, provider, Read::Page(plan), cx, refresh).await,
             Work::Write(plan) => {
                 let layers = write::WriteLayers {
                     idempotency: &*self.idempotency,

@@ -3,10 +3,9 @@
 //! canonical answer the cache keeps. Normalization here is pure: answer in, bytes out.
 
 use super::exchange::VendorAnswer;
-use super::plan::{CachePlan, GetPlan, PagePlan};
+use super::plan::{GetPlan, PagePlan};
 use super::upstream::{encode, noted, read_json, unnormalizable, Exchange, VendorSide};
 use crate::adapter::normalize::Context;
-use crate::adapter::plan::VendorRequest;
 use crate::adapter::rules::Params;
 use crate::canonical::call::{CallPage, Pagination};
 use crate::canonical::cursor::{Cursor, Position};
@@ -15,70 +14,48 @@ use crate::config::Provider;
 use crate::layers::cache::{EntryKind, Fetch, Fetched, ResponseCache, Served};
 use crate::layers::VendorFacts;
 
-/// Serves a planned get through `cache`.
-pub async fn get(
-    cache: &dyn ResponseCache,
-    vendor: &VendorSide,
-    provider: &Provider,
-    plan: &GetPlan,
-    cx: Exchange<'_>,
-    refresh: bool,
-) -> Served {
-    let normalize = |a: &VendorAnswer, f: &mut VendorFacts| call_answer(provider, plan, a, f);
-    let read = Read {
-        request: &plan.request,
-        cache: &plan.cache,
-    };
-    through_cache(cache, vendor, provider, read, cx, refresh, normalize).await
+/// A planned read.
+#[derive(Clone, Copy)]
+pub enum Read<'a> {
+    Get(&'a GetPlan),
+    Page(&'a PagePlan),
 }
 
-/// Serves a planned list page through `cache`.
-pub async fn list(
-    cache: &dyn ResponseCache,
-    vendor: &VendorSide,
-    provider: &Provider,
-    plan: &PagePlan,
-    cx: Exchange<'_>,
-    refresh: bool,
-) -> Served {
-    let normalize = |a: &VendorAnswer, f: &mut VendorFacts| page_answer(provider, plan, a, f);
-    let read = Read {
-        request: &plan.list.request,
-        cache: &plan.cache,
-    };
-    through_cache(cache, vendor, provider, read, cx, refresh, normalize).await
+/// The layers a read passes through.
+#[derive(Clone, Copy)]
+pub struct ReadLayers<'a> {
+    pub cache: &'a dyn ResponseCache,
+    pub vendor: &'a VendorSide,
 }
 
-/// What any read sends and how it is cached.
-struct Read<'a> {
-    request: &'a VendorRequest,
-    cache: &'a CachePlan,
-}
-
-/// The cache layer over the vendor side: a miss sends `read.request` and `normalize`s the answer.
-async fn through_cache<N>(
-    cache: &dyn ResponseCache,
-    vendor: &VendorSide,
+/// Serves a planned read through the cache layer: a miss sends the read's request through the
+/// vendor side and normalizes the answer. `refresh`: the client asked for a fresh answer.
+pub async fn serve(
+    layers: ReadLayers<'_>,
     provider: &Provider,
     read: Read<'_>,
     cx: Exchange<'_>,
     refresh: bool,
-    normalize: N,
-) -> Served
-where
-    N: FnOnce(&VendorAnswer, &mut VendorFacts) -> Result<Fetched, Problem> + Send,
-{
-    let request = read.request;
+) -> Served {
+    let (request, plan) = match read {
+        Read::Get(g) => (&g.request, &g.cache),
+        Read::Page(p) => (&p.list.request, &p.cache),
+    };
     let fetch = Box::pin(async move {
-        let (answer, mut facts) = vendor.exchange(provider, request, cx).await;
-        let result = answer.and_then(|a| normalize(&a, &mut facts));
+        let (answer, mut facts) = layers.vendor.exchange(provider, request, cx).await;
+        let result = answer.and_then(|a| match read {
+            Read::Get(g) => call_answer(provider, g, &a, &mut facts),
+            Read::Page(p) => page_answer(provider, p, &a, &mut facts),
+        });
         Fetch {
             result,
             vendor: facts,
         }
     });
-    let c = read.cache;
-    cache.serve(&c.policy, c.key.clone(), refresh, fetch).await
+    layers
+        .cache
+        .serve(&plan.policy, plan.key.clone(), refresh, fetch)
+        .await
 }
 
 /// The canonical call of a vendor's get answer, with the freshness its status earns.

@@ -355,43 +355,39 @@ mod tests {
         }
     }
 
+    /// Serves `k` with a fetch that would answer `body`; the answer and how it was served.
+    async fn serve(
+        c: &MemoryCache,
+        k: &CacheKey,
+        refresh: bool,
+        body: &'static str,
+    ) -> (Bytes, CacheOutcome) {
+        let (r, o) = c
+            .serve_with(&policy(0), k.clone(), refresh, || async {
+                Ok(fetched(body, 60_000))
+            })
+            .await;
+        (r.unwrap(), o)
+    }
+
     #[tokio::test]
     async fn hit_after_miss_and_refresh_on_request() {
         let c = MemoryCache::new(1 << 20);
         let k = CacheKey("k".into());
-        let (r, o) = c
-            .serve_with(&policy(0), k.clone(), false, || async {
-                Ok(fetched("a", 60_000))
-            })
-            .await;
+        let a = Bytes::from_static(b"a");
         assert_eq!(
-            (r.unwrap(), o),
-            (Bytes::from_static(b"a"), CacheOutcome::MISS_STORED)
+            serve(&c, &k, false, "a").await,
+            (a.clone(), CacheOutcome::MISS_STORED)
         );
-        let (r, o) = c
-            .serve_with(&policy(0), k.clone(), false, || async {
-                Ok(fetched("b", 60_000))
-            })
-            .await;
+        assert_eq!(serve(&c, &k, false, "b").await, (a, CacheOutcome::HIT));
+        let c_ = Bytes::from_static(b"c");
         assert_eq!(
-            (r.unwrap(), o),
-            (Bytes::from_static(b"a"), CacheOutcome::HIT)
+            serve(&c, &k, true, "c").await,
+            (c_.clone(), CacheOutcome::REQUESTED)
         );
-        let (r, o) = c
-            .serve_with(&policy(0), k.clone(), true, || async {
-                Ok(fetched("c", 60_000))
-            })
-            .await;
         assert_eq!(
-            (r.unwrap(), o),
-            (Bytes::from_static(b"c"), CacheOutcome::REQUESTED)
-        );
-        let (r, _) = c
-            .serve_with(&policy(0), k, false, || async { Ok(fetched("d", 60_000)) })
-            .await;
-        assert_eq!(
-            r.unwrap(),
-            Bytes::from_static(b"c"),
+            serve(&c, &k, false, "d").await.0,
+            c_,
             "the refresh was stored"
         );
     }

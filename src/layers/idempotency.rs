@@ -275,25 +275,17 @@ mod tests {
     #[tokio::test]
     async fn answers_that_are_not_kept_can_be_retried() {
         let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 100);
-        let (_, replay) = store
-            .run_with("t", "k", 1, || async {
+        let run = |body, keep| {
+            store.run_with("t", "k", 1, move || async move {
                 Produced {
-                    answer: answer("no"),
-                    keep: false,
+                    answer: answer(body),
+                    keep,
                 }
             })
-            .await
-            .unwrap();
+        };
+        let (_, replay) = run("no", false).await.unwrap();
         assert!(!replay);
-        let (a, replay) = store
-            .run_with("t", "k", 1, || async {
-                Produced {
-                    answer: answer("yes"),
-                    keep: true,
-                }
-            })
-            .await
-            .unwrap();
+        let (a, replay) = run("yes", true).await.unwrap();
         assert_eq!((a.body.as_ref(), replay), (&b"yes"[..], false));
     }
 
