@@ -86,6 +86,7 @@ fn needs_restart(old: &Runtime, new: &Runtime) -> Vec<&'static str> {
     }
     if o.idempotency_ttl != n.idempotency_ttl
         || o.idempotency_max_entries != n.idempotency_max_entries
+        || o.idempotency_max_bytes != n.idempotency_max_bytes
     {
         out.push("idempotency");
     }

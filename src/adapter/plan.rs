@@ -51,7 +51,7 @@ impl Adapter {
             .get
             .as_ref()
             .ok_or_else(|| unsupported(&self.vendor, "get_call"))?;
-        Ok(build(&get.endpoint, Params(params), Vec::new()))
+        build(&get.endpoint, Params(params), Vec::new(), &|_| "id".into())
     }
 
     /// Pairs an id's parts with the adapter's id params, or explains what is wrong with the id.
@@ -151,8 +151,14 @@ impl Adapter {
             query.push((pg.page_param.clone(), page.to_string()));
             query.push((pg.size_param.clone(), at.size.to_string()));
         }
+        let field = |param: &str| {
+            list.filters
+                .iter()
+                .find(|(_, rule)| rule.path_param.as_deref() == Some(param))
+                .map_or(param.to_string(), |(name, _)| name.name().to_string())
+        };
         Ok(ListPlan {
-            request: build(&list.endpoint, Params(&params), query),
+            request: build(&list.endpoint, Params(&params), query, &field)?,
             params,
             local,
             style: pg.style,
@@ -232,7 +238,15 @@ impl Adapter {
                 .unwrap_or_default();
             params.push((param.clone(), value.into_owned()));
         }
-        let mut request = build(&op.endpoint, Params(&params), Vec::new());
+        let field = |param: &str| {
+            op.path_params
+                .iter()
+                .find(|(p, _)| p == param)
+                .map_or(param.to_string(), |(_, path)| {
+                    path.source().trim_start_matches("$.").to_string()
+                })
+        };
+        let mut request = build(&op.endpoint, Params(&params), Vec::new(), &field)?;
         request.body = render(op, &json)?;
         if let (Some(h), Some(k)) = (&op.idempotency_header, idempotency_key) {
             request.headers.push((h.clone(), k.to_string()));
@@ -273,7 +287,9 @@ impl Adapter {
                 ));
             }
         }
-        let mut request = build(&op.endpoint, Params(id_params), Vec::new());
+        let mut request = build(&op.endpoint, Params(id_params), Vec::new(), &|_| {
+            "id".into()
+        })?;
         request.body = render(op, &super::Json::from(&req.json))?;
         if let (Some(h), Some(k)) = (&op.idempotency_header, idempotency_key) {
             request.headers.push((h.clone(), k.to_string()));
@@ -332,15 +348,30 @@ fn bound(
     }
 }
 
-fn build(ep: &Endpoint, params: Params<'_>, mut query: Vec<(String, String)>) -> VendorRequest {
+/// The vendor request of an endpoint for `params`. A value that would be a path step of its own
+/// (`.` or `..`, which percent-encoding cannot hide: `%2E` is `.` to a URL normalizer) is refused,
+/// naming the canonical field it came from (`field_of` the param).
+fn build(
+    ep: &Endpoint,
+    params: Params<'_>,
+    mut query: Vec<(String, String)>,
+    field_of: &dyn Fn(&str) -> String,
+) -> Result<VendorRequest, Problem> {
     let mut path = String::new();
     for piece in &ep.path.pieces {
         match piece {
             PathPiece::Literal(l) => path.push_str(l),
-            PathPiece::Param(p) => path.extend(utf8_percent_encode(
-                params.get(p).unwrap_or_default(),
-                SEGMENT,
-            )),
+            PathPiece::Param(p) => {
+                let value = params.get(p).unwrap_or_default();
+                if matches!(value, "." | "..") {
+                    return Err(Problem::field(
+                        ErrorCode::InvalidRequest,
+                        &field_of(p),
+                        format!("{value:?} cannot be used here: it would be a path step in the vendor's URL"),
+                    ));
+                }
+                path.extend(utf8_percent_encode(value, SEGMENT));
+            }
         }
     }
     let mut all = ep.query.clone();
@@ -353,10 +384,10 @@ fn build(ep: &Endpoint, params: Params<'_>, mut query: Vec<(String, String)>) ->
         path.push('?');
         path.push_str(&ser.finish());
     }
-    VendorRequest {
+    Ok(VendorRequest {
         method: ep.method.clone(),
         path_and_query: path,
         body: None,
         headers: Vec::new(),
-    }
+    })
 }

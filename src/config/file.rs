@@ -114,6 +114,8 @@ pub struct IdempotencySection {
     pub ttl_seconds: u64,
     /// How many keys are kept at most (oldest dropped first).
     pub max_entries: u64,
+    /// How many bytes the kept answers (and their keys) take at most.
+    pub max_bytes: u64,
 }
 
 impl Default for IdempotencySection {
@@ -121,6 +123,7 @@ impl Default for IdempotencySection {
         IdempotencySection {
             ttl_seconds: 24 * 3600,
             max_entries: 100_000,
+            max_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -45,6 +45,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub idempotency_ttl: Duration,
     pub idempotency_max_entries: u64,
+    pub idempotency_max_bytes: u64,
     pub log_format: String,
     pub log_level: String,
     pub cache: CacheSettings,
@@ -390,6 +391,7 @@ pub(super) fn build(
             max_body_bytes: cfg.server.max_body_bytes,
             idempotency_ttl: Duration::from_secs(cfg.idempotency.ttl_seconds),
             idempotency_max_entries: cfg.idempotency.max_entries,
+            idempotency_max_bytes: cfg.idempotency.max_bytes,
             log_format: cfg.logging.format,
             log_level: cfg.logging.level,
             cache: CacheSettings {

@@ -89,6 +89,7 @@ impl Gateway {
             idempotency: Box::new(MemoryIdempotencyStore::new(
                 settings.idempotency_ttl,
                 settings.idempotency_max_entries,
+                settings.idempotency_max_bytes,
             )),
             cache: Box::new(MemoryCache::new(settings.cache.max_bytes)),
             runtime: ArcSwap::from_pointee(runtime),

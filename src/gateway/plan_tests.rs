@@ -201,3 +201,31 @@ fn refusals_before_routing_name_no_provider_and_after_it_do() {
     assert_eq!(r.problem.errors[0].field, "id");
     assert_eq!(r.provider.map(|p| p.name.clone()).as_deref(), Some("bimpe"));
 }
+
+#[test]
+fn dot_segments_never_reach_a_vendor_path() {
+    let rt = demo();
+    let create = r#"{"provider": "bimpe", "agentId": "..", "to": "+14155550123"}"#;
+    let cases = [
+        (request(CallOp::Get("bimpe:..:x"), None, ""), "id"),
+        (request(CallOp::Get("bimpe:a:."), None, ""), "id"),
+        (request(CallOp::Get("elemente:.."), None, ""), "id"),
+        (
+            request(CallOp::Update("elemente:.."), None, r#"{"note": "n"}"#),
+            "id",
+        ),
+        (request(CallOp::Create, None, create), "agentId"),
+        (
+            request(CallOp::List, Some("provider=bimpe&agentId=.."), ""),
+            "agentId",
+        ),
+    ];
+    for (req, field) in cases {
+        let r = refused(&rt, req);
+        assert_eq!(r.problem.code, ErrorCode::InvalidRequest, "{req:?}");
+        assert_eq!(r.problem.errors[0].field, field, "{req:?}");
+    }
+    // Dots inside a value are text, percent-encoded or not, never a step.
+    let p = planned(&rt, request(CallOp::Get("elemente:..x"), None, ""));
+    assert!(p.work.request().path_and_query.ends_with("/..x"));
+}

@@ -2,7 +2,8 @@
 //! every later request with the same key and the same body — without a second vendor request,
 //! also when the duplicates arrive while the first is in flight (they wait for it). The same key
 //! with another body is `409 idempotency_conflict`. Entries expire (default 24 h) and are bounded
-//! in number (moka).
+//! in number and in bytes (moka, weighed like the response cache): a tenant sending large bodies
+//! under ever new keys cannot grow the store past `idempotency.max_bytes`.
 //!
 //! [`IdempotencyStore`] is the layer's interface; [`MemoryIdempotencyStore`] (moka, in this
 //! process) the embedded implementation. The key's scope and the request's fingerprint are
@@ -75,7 +76,10 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> Result<Ran, Problem>;
 }
 
-/// Answers kept in this process's memory (moka), bounded in number, expiring after a TTL.
+/// Bytes counted per entry on top of its key and answer (moka's bookkeeping, our structs).
+const ENTRY_OVERHEAD: u64 = 256;
+
+/// Answers kept in this process's memory (moka), bounded in number and bytes, expiring after a TTL.
 pub struct MemoryIdempotencyStore {
     cache: Cache<(String, String), Arc<Stored>>,
 }
@@ -121,13 +125,33 @@ fn canonical_json(v: &serde_json::Value) -> String {
 }
 
 impl MemoryIdempotencyStore {
-    pub fn new(ttl: Duration, max_entries: u64) -> MemoryIdempotencyStore {
+    /// At most `max_entries` keys and `max_bytes` bytes: each entry weighs its size, and at
+    /// least `max_bytes / max_entries`, so a bound of bytes also bounds the count.
+    pub fn new(ttl: Duration, max_entries: u64, max_bytes: u64) -> MemoryIdempotencyStore {
+        let floor = max_bytes / max_entries.max(1);
         MemoryIdempotencyStore {
             cache: Cache::builder()
-                .max_capacity(max_entries)
+                .max_capacity(max_bytes)
+                .weigher(move |k: &(String, String), v: &Arc<Stored>| {
+                    let size = (k.0.len() + k.1.len()) as u64
+                        + v.answer.body.len() as u64
+                        + v.answer
+                            .headers
+                            .iter()
+                            .map(|(n, h)| (n.len() + h.len()) as u64)
+                            .sum::<u64>()
+                        + ENTRY_OVERHEAD;
+                    u32::try_from(size.max(floor)).unwrap_or(u32::MAX)
+                })
                 .time_to_live(ttl)
                 .build(),
         }
+    }
+
+    /// Weighed bytes held now, and the number of entries (after pending evictions).
+    pub async fn usage(&self) -> (u64, u64) {
+        self.cache.run_pending_tasks().await;
+        (self.cache.weighted_size(), self.cache.entry_count())
     }
 
     /// Runs `produce` once per (tenant, key); returns the answer and whether it is a replay.
@@ -239,7 +263,7 @@ mod tests {
 
     #[tokio::test]
     async fn replays_conflicts_and_scopes_by_tenant() {
-        let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 100);
+        let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 100, 1 << 20);
         let calls = AtomicUsize::new(0);
         let produce = || async {
             calls.fetch_add(1, Ordering::SeqCst);
@@ -274,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn answers_that_are_not_kept_can_be_retried() {
-        let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 100);
+        let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 100, 1 << 20);
         let run = |body, keep| {
             store.run_with("t", "k", 1, move || async move {
                 Produced {
@@ -291,7 +315,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_layer_returns_the_vendor_facts_only_of_the_request_that_produced() {
-        let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 100);
+        let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 100, 1 << 20);
         let scope = Scope {
             tenant: "t".into(),
             key: "k".into(),
@@ -317,5 +341,42 @@ mod tests {
         assert!(again.replayed);
         assert!(again.vendor.is_none(), "a replay never reached the vendor");
         assert_eq!(again.answer, first.answer);
+    }
+
+    #[tokio::test]
+    async fn the_store_is_bounded_in_bytes_as_well_as_in_entries() {
+        // 1,000 answers of 50 KB under new keys (50 MB) into a store of 1 MiB.
+        let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 100_000, 1 << 20);
+        let big = Bytes::from(vec![b'x'; 50_000]);
+        for i in 0..1_000 {
+            let body = big.clone();
+            store
+                .run_with("t", &format!("k{i}"), 1, || async move {
+                    Produced {
+                        answer: StoredAnswer { body, ..answer("") },
+                        keep: true,
+                    }
+                })
+                .await
+                .unwrap();
+        }
+        let (bytes, entries) = store.usage().await;
+        assert!(bytes <= 1 << 20, "{bytes} bytes");
+        assert!(entries <= 21, "{entries} entries of 50 KB in 1 MiB");
+        // Small answers: the count bound holds too (100 entries of a 1 MiB store).
+        let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 100, 1 << 20);
+        for i in 0..1_000 {
+            store
+                .run_with("t", &format!("k{i}"), 1, || async {
+                    Produced {
+                        answer: answer("a"),
+                        keep: true,
+                    }
+                })
+                .await
+                .unwrap();
+        }
+        let (_, entries) = store.usage().await;
+        assert!(entries <= 100, "{entries} entries");
     }
 }
