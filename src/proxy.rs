@@ -7,7 +7,7 @@
 //! `logging` writes the one request log line and records the request's metrics.
 
 use crate::gateway::answer::{self, Outcome};
-use crate::gateway::{Gateway, Incoming};
+use crate::gateway::{Body, Gateway, Incoming};
 use crate::metrics::RequestRecord;
 use async_trait::async_trait;
 use pingora::http::ResponseHeader;
@@ -69,26 +69,54 @@ fn wants_fresh(session: &Session) -> bool {
     has("cache-control") || has("pragma")
 }
 
-/// Reads the request body up to `limit` bytes; `(None, true)` when it is larger (then the
-/// connection is not reused, as the rest is left unread).
-async fn read_body(session: &mut Session, limit: usize) -> Result<(Option<Vec<u8>>, bool)> {
+/// The request body as read from the client.
+enum ReadBody {
+    None,
+    Read(Vec<u8>),
+    TooLarge,
+    Unreadable(&'static str),
+}
+
+impl ReadBody {
+    fn as_body(&self) -> Body<'_> {
+        match self {
+            ReadBody::None => Body::None,
+            ReadBody::Read(b) => Body::Read(b),
+            ReadBody::TooLarge => Body::TooLarge,
+            ReadBody::Unreadable(why) => Body::Unreadable(why),
+        }
+    }
+}
+
+/// Reads the request body up to `limit` bytes. A body over it, or one whose framing broke (bad
+/// chunk encoding, cut short), is the client's: the gateway answers it, and the connection is
+/// not reused (the rest is left unread, or the stream is no longer in step).
+async fn read_body(session: &mut Session, limit: usize) -> ReadBody {
     if matches!(session.req_header().method.as_str(), "GET" | "HEAD") {
-        return Ok((None, false));
+        return ReadBody::None;
     }
     let declared = header(session, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         session.set_keepalive(None);
-        return Ok((None, true));
+        return ReadBody::TooLarge;
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = session.read_request_body().await? {
-        if body.len() + chunk.len() > limit {
-            session.set_keepalive(None);
-            return Ok((None, true));
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    session.set_keepalive(None);
+                    return ReadBody::TooLarge;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return ReadBody::Read(body),
+            Err(e) => {
+                session.set_keepalive(None);
+                return ReadBody::Unreadable(e.etype().as_str());
+            }
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok((Some(body), false))
 }
 
 #[async_trait]
@@ -108,7 +136,7 @@ impl ProxyHttp for CallgateProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = answer::request_id(header(session, "x-request-id"));
         let limit = self.gateway.runtime().settings.max_body_bytes;
-        let (body, body_too_large) = read_body(session, limit).await?;
+        let body = read_body(session, limit).await;
         let req = session.req_header();
         let incoming = Incoming {
             method: req.method.as_str(),
@@ -117,9 +145,8 @@ impl ProxyHttp for CallgateProxy {
             authorization: header(session, "authorization"),
             request_id: &ctx.request_id,
             no_cache: wants_fresh(session),
-            body: body.as_deref(),
-            body_too_large,
-            idempotency_key: header(session, "idempotency-key"),
+            body: body.as_body(),
+            idempotency_key: req.headers.get("idempotency-key").map(|v| v.as_bytes()),
         };
         let answer = self.gateway.handle(incoming).await;
         let mut resp = ResponseHeader::build(answer.status, Some(6))?;

@@ -18,8 +18,40 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Quiet time after a file event before reloading, so an editor's several writes make one reload.
-const SETTLE: Duration = Duration::from_millis(150);
+/// Quiet time a changed file must keep before it is loaded: an editor's several writes make one
+/// reload, and a file written in pieces is not read half-way (unless its writer pauses longer;
+/// hence deploy by atomic rename, and a config without tenants or providers is refused anyway).
+const QUIET: Duration = Duration::from_millis(300);
+
+/// The longest a reload waits for quiet while files keep changing.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits until no file event came for [`QUIET`] (or [`MAX_WAIT`] passed), dropping the events.
+async fn quiet(rx: &mut mpsc::UnboundedReceiver<()>) {
+    let started = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(QUIET).await;
+        let mut more = false;
+        while rx.try_recv().is_ok() {
+            more = true;
+        }
+        if !more || started.elapsed() >= MAX_WAIT {
+            return;
+        }
+    }
+}
+
+/// Whether a file event concerns the config: the config file itself, or an adapter file
+/// (`*.toml` in the adapters directory). Anything else written there (a log file, an editor's
+/// swap file) is not.
+fn relevant(path: &Path, config_name: Option<&std::ffi::OsStr>, adapters_dir: &Path) -> bool {
+    let is_config = config_name.is_some() && path.file_name() == config_name;
+    let is_adapter = path.extension().is_some_and(|x| x == "toml")
+        && path
+            .parent()
+            .is_some_and(|d| d == adapters_dir || d.ends_with(adapters_dir));
+    is_config || is_adapter
+}
 
 pub struct Reloader {
     pub config_path: PathBuf,
@@ -105,12 +137,10 @@ impl BackgroundService for Reloader {
         let mut watcher =
             match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 let Ok(event) = res else { return };
-                let relevant = event.paths.iter().any(|p| {
-                    p.file_name().map(|n| n.to_os_string()) == config_name
-                        || (p.starts_with(&adapters_dir)
-                            && p.extension().is_some_and(|x| x == "toml"))
-                        || p.parent().is_some_and(|d| d.ends_with(&adapters_dir))
-                });
+                let relevant = event
+                    .paths
+                    .iter()
+                    .any(|p| relevant(p, config_name.as_deref(), &adapters_dir));
                 if relevant
                     && (event.kind.is_modify() || event.kind.is_create() || event.kind.is_remove())
                 {
@@ -141,8 +171,7 @@ impl BackgroundService for Reloader {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 Some(()) = rx.recv() => {
-                    tokio::time::sleep(SETTLE).await;
-                    while rx.try_recv().is_ok() {}
+                    quiet(&mut rx).await;
                     self.reload("file changed");
                 }
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
@@ -151,5 +180,60 @@ impl BackgroundService for Reloader {
             }
         }
         drop(watcher);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn only_the_config_and_adapter_files_are_relevant() {
+        let name = Some(OsStr::new("callgate.toml"));
+        let adapters = Path::new("adapters");
+        for (path, want) in [
+            ("/etc/callgate/callgate.toml", true),
+            ("/srv/app/adapters/zudu.toml", true),
+            ("/etc/callgate/callgate.log", false),
+            ("/srv/app/adapters/trace.log", false),
+            ("/srv/app/adapters/.zudu.toml.swp", false),
+            ("/etc/callgate/other.toml", false),
+        ] {
+            assert_eq!(relevant(Path::new(path), name, adapters), want, "{path}");
+        }
+    }
+
+    /// Waits for quiet while a writer sends an event every `every` for `events` times; the time
+    /// waited (tokio's paused clock: exact, whatever the machine's speed).
+    async fn waited(every: Duration, events: u32) -> Duration {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(async move {
+            for _ in 0..events {
+                let _ = tx.send(());
+                tokio::time::sleep(every).await;
+            }
+        });
+        // The first event wakes the reloader (as in its loop); quiet covers the rest.
+        rx.recv().await;
+        let started = tokio::time::Instant::now();
+        quiet(&mut rx).await;
+        writer.abort();
+        started.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_waits_for_the_files_to_be_quiet() {
+        // One event: one quiet period.
+        assert_eq!(waited(Duration::from_millis(100), 1).await, QUIET);
+        // Events every 100 ms for 600 ms: past the last one, a whole quiet period.
+        let w = waited(Duration::from_millis(100), 6).await;
+        assert!(w >= Duration::from_millis(500) + QUIET, "{w:?}");
+        // A writer that pauses longer than the quiet time is read at its pause (hence: atomic
+        // rename, and refusing configs without tenants).
+        assert_eq!(waited(Duration::from_secs(1), 3).await, QUIET);
+        // A file that never stops changing is loaded after MAX_WAIT at the latest.
+        let w = waited(Duration::from_millis(50), 1_000).await;
+        assert!(w >= MAX_WAIT && w < MAX_WAIT + QUIET, "{w:?}");
     }
 }

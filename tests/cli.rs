@@ -702,3 +702,20 @@ fn explain_prints_the_plan_cache_and_write_semantics() {
         "{out}"
     );
 }
+
+#[test]
+fn check_refuses_an_empty_or_half_written_config() {
+    // Empty; and the first half of a good file (providers, no tenant yet).
+    let good = good_config();
+    let half = &good[..good.find("[tenants").expect("a tenant section")];
+    for text in ["", half] {
+        let (code, _, err) = check(&write_config(text), &[]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("tenants: no tenant is configured"), "{err}");
+    }
+    let (_, _, err) = check(&write_config(""), &[]);
+    assert!(
+        err.contains("providers: no provider is configured"),
+        "{err}"
+    );
+}

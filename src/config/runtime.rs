@@ -196,6 +196,20 @@ pub(super) fn build(
     if cfg.server.threads == 0 {
         errs.add("server.threads", "must be at least 1");
     }
+    // A config that serves nobody is never what was meant: most often a file still being
+    // written, which a live reload must not act on (every client would get 401).
+    if cfg.providers.is_empty() {
+        errs.add(
+            "providers",
+            "no provider is configured (an empty or half-written file?)",
+        );
+    }
+    if cfg.tenants.is_empty() {
+        errs.add(
+            "tenants",
+            "no tenant is configured (an empty or half-written file?)",
+        );
+    }
     let mut providers = BTreeMap::new();
     for (name, p) in &cfg.providers {
         let key = format!("providers.{name}");

@@ -61,11 +61,23 @@ pub struct Incoming<'a> {
     pub request_id: &'a str,
     /// The client sent `Cache-Control: no-cache`: answer fresh (and refresh the cache).
     pub no_cache: bool,
-    /// The request body, when there is one and it is within `server.max_body_bytes`.
-    pub body: Option<&'a [u8]>,
-    /// The body was over `server.max_body_bytes` (and was not read).
-    pub body_too_large: bool,
-    pub idempotency_key: Option<&'a str>,
+    pub body: Body<'a>,
+    /// The `Idempotency-Key` header's bytes as sent (checked while planning: an unusable key is
+    /// refused, never ignored).
+    pub idempotency_key: Option<&'a [u8]>,
+}
+
+/// The request body, as far as it could be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// No body (a GET), or an empty one.
+    None,
+    /// The whole body, within `server.max_body_bytes`.
+    Read(&'a [u8]),
+    /// Over `server.max_body_bytes` (not read).
+    TooLarge,
+    /// The client's framing broke (bad chunk encoding, cut short): the reason.
+    Unreadable(&'static str),
 }
 
 /// The gateway's state: the config snapshot, and each stateful layer behind its interface.
@@ -133,15 +145,23 @@ impl Gateway {
             Err(p) if !Endpoint::is_api_path(req.path) => return Seen::default().finish(Err(p)),
             other => other,
         };
-        if req.body_too_large {
-            let p = Problem::field(
+        let refused = match req.body {
+            Body::TooLarge => Some(Problem::field(
                 ErrorCode::PayloadTooLarge,
                 "body",
                 format!(
                     "the body is over the limit of {} bytes",
                     rt.settings.max_body_bytes
                 ),
-            );
+            )),
+            Body::Unreadable(why) => Some(Problem::field(
+                ErrorCode::InvalidRequest,
+                "body",
+                format!("the request body could not be read ({why}); send it whole, with a valid Content-Length or chunked encoding"),
+            )),
+            Body::None | Body::Read(_) => None,
+        };
+        if let Some(p) = refused {
             return Seen::default().finish(Err(p));
         }
         let tenant = match auth::authenticate(rt, req.authorization) {
@@ -187,7 +207,10 @@ impl Gateway {
             method: req.method,
             path: req.path,
             query: req.query,
-            body: req.body.unwrap_or_default(),
+            body: match req.body {
+                Body::Read(b) => b,
+                _ => &[],
+            },
             idempotency_key: req.idempotency_key,
             request_id: req.request_id,
         };

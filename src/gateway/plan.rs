@@ -28,7 +28,8 @@ pub struct CallRequest<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub body: &'a [u8],
-    pub idempotency_key: Option<&'a str>,
+    /// The `Idempotency-Key` header's bytes, as sent.
+    pub idempotency_key: Option<&'a [u8]>,
     /// The id sent to the vendor (some adapters read it back into the answer).
     pub request_id: &'a str,
 }
@@ -263,28 +264,35 @@ fn list(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planned,
     })
 }
 
-/// The idempotency scope of a write, when the request carries a key (refused when unusable).
-fn idempotency(tenant: &Tenant, req: &CallRequest<'_>) -> Result<Option<Scope>, Problem> {
-    let Some(key) = req.idempotency_key else {
+/// The request's `Idempotency-Key` as text: 1 to 255 printable ASCII characters. A key that
+/// is not is refused — a write must never go out without the protection the client asked for.
+fn idempotency_key<'a>(req: &CallRequest<'a>) -> Result<Option<&'a str>, Problem> {
+    let Some(raw) = req.idempotency_key else {
         return Ok(None);
     };
-    if key.is_empty() || key.len() > 255 {
-        return Err(Problem::field(
+    let printable = raw.iter().all(|b| (0x20..0x7f).contains(b));
+    match std::str::from_utf8(raw) {
+        Ok(key) if printable && (1..=255).contains(&key.len()) => Ok(Some(key)),
+        _ => Err(Problem::field(
             ErrorCode::InvalidRequest,
             "Idempotency-Key",
-            "must be 1 to 255 characters",
-        ));
+            "must be 1 to 255 printable ASCII characters",
+        )),
     }
-    Ok(Some(Scope {
+}
+
+/// The idempotency scope of a write with a (checked) key.
+fn idempotency(tenant: &Tenant, req: &CallRequest<'_>, key: Option<&str>) -> Option<Scope> {
+    key.map(|key| Scope {
         tenant: tenant.name.clone(),
         key: key.to_string(),
         fingerprint: fingerprint(req.method, req.path, req.body),
-    }))
+    })
 }
 
 fn create(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planned, Refused> {
+    let key = idempotency_key(req)?;
     let create = CreateCall::parse(req.body)?;
-    let key = req.idempotency_key;
     let (provider, rule) = route::for_create(
         rt,
         tenant,
@@ -297,7 +305,7 @@ fn create(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planne
         .plan_create(&create, key)
         .map_err(at(&provider))?;
     params.push(("request_id".into(), req.request_id.to_string()));
-    let idempotency = idempotency(tenant, req).map_err(at(&provider))?;
+    let idempotency = idempotency(tenant, req, key);
     Ok(Planned {
         operation: Operation::CreateCall,
         provider,
@@ -319,14 +327,13 @@ fn update(
     raw_id: &str,
     req: &CallRequest<'_>,
 ) -> Result<Planned, Refused> {
+    let key = idempotency_key(req)?;
     let (provider, id) = route::for_call_id(rt, tenant, raw_id)?;
     let plan = || {
         let update = UpdateCall::parse(req.body)?;
         let params = provider.adapter.id_params(id.parts)?;
-        let request = provider
-            .adapter
-            .plan_update(&params, &update, req.idempotency_key)?;
-        Ok::<_, Problem>((request, params, idempotency(tenant, req)?))
+        let request = provider.adapter.plan_update(&params, &update, key)?;
+        Ok::<_, Problem>((request, params, idempotency(tenant, req, key)))
     };
     let (request, params, idempotency) = plan().map_err(at(&provider))?;
     Ok(Planned {

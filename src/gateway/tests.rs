@@ -25,8 +25,7 @@ fn providers() -> Incoming<'static> {
         authorization: Some("Bearer a-secret"),
         request_id: "r",
         no_cache: false,
-        body: None,
-        body_too_large: false,
+        body: super::Body::None,
         idempotency_key: None,
     }
 }
