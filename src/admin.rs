@@ -36,6 +36,15 @@ impl ServeHttp for AdminApp {
             "/metrics" => {
                 let metrics = self.gateway.metrics();
                 metrics.set_cache_bytes(self.gateway.cache().bytes().await);
+                let rt = self.gateway.runtime();
+                let providers: Vec<&str> = rt.providers.keys().map(String::as_str).collect();
+                let circuits = self.gateway.circuits();
+                let open: Vec<(&str, _)> = circuits
+                    .iter()
+                    .filter(|c| c.open)
+                    .map(|c| (c.provider.as_str(), c.operation))
+                    .collect();
+                metrics.set_circuits(&providers, &open);
                 let body = metrics.render();
                 http::Response::builder()
                     .status(200)

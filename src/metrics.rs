@@ -7,8 +7,8 @@
 use crate::adapter::rules::Drift;
 use crate::canonical::{ErrorCode, Operation};
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::time::Duration;
 
@@ -68,6 +68,7 @@ pub struct Metrics {
     config_reloads: IntCounterVec,
     config_last_reload: Gauge,
     drift: IntCounterVec,
+    circuit_open: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -135,6 +136,15 @@ impl Metrics {
             cache_requests: counter(&r, "callgate_cache_requests_total", "Cache lookups, by result.", &["result"]),
             config_reloads: counter(&r, "callgate_config_reloads_total", "Config loads after start, by result.", &["result"]),
             drift: counter(&r, "callgate_vendor_drift_total", "Vendor values the adapter did not expect (unknown enum value, missing required field, wrong type).", &["provider", "field", "kind"]),
+            circuit_open: {
+                let g = IntGaugeVec::new(
+                    Opts::new("callgate_circuit_open", "1 while the circuit of a provider's operation is open or half-open (requests refused without asking the vendor), else 0."),
+                    &["provider", "operation"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
             registry: r,
             cache_bytes,
             inflight,
@@ -192,6 +202,23 @@ impl Metrics {
 
     pub fn inflight(&self) -> &IntGauge {
         &self.inflight
+    }
+
+    /// The circuits' state: every vendor operation of every configured provider, 1 where `open`
+    /// names it. Providers no longer configured disappear.
+    pub fn set_circuits(&self, providers: &[&str], open: &[(&str, Operation)]) {
+        self.circuit_open.reset();
+        for provider in providers {
+            for op in Operation::ALL {
+                if op == Operation::ListProviders {
+                    continue;
+                }
+                let value = open.contains(&(*provider, op));
+                self.circuit_open
+                    .with_label_values(&[provider, op.name()])
+                    .set(i64::from(value));
+            }
+        }
     }
 
     pub fn set_cache_bytes(&self, bytes: u64) {

@@ -162,3 +162,64 @@ fn a_malformed_body_is_the_clients_400_logged_and_counted() {
     assert!(counted >= 2.0, "counted {counted}");
     assert!(h.sim(VendorKind::Zudu).requests().is_empty());
 }
+
+/// Polls `f` every 50 ms until it is true; panics after a generous deadline.
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_failing_provider_operation_opens_its_circuit_then_recovers() {
+    use callgate_sim::{Fault, FaultAction, SimOptions};
+    let h = Harness::start_configured(
+        SimOptions::default(),
+        "[providers.zudu.circuit_breaker]\nconsecutive_failures = 3\nopen_ms = 500\n",
+    );
+    let zudu = h.sim(VendorKind::Zudu);
+    let id = h.get("/v1/calls?provider=zudu&limit=1").json()["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let get = format!("/v1/calls/{id}");
+    zudu.clear_requests();
+    zudu.add_fault(Fault {
+        path_prefix: Some("/api/calls/".into()),
+        action: FaultAction::Status {
+            status: 500,
+            body: "{}".into(),
+            headers: vec![],
+        },
+        ..Default::default()
+    });
+    for _ in 0..3 {
+        h.get(&get).problem(502, "provider_error");
+    }
+    // Open: refused at once, nothing sent, with a time to retry.
+    let r = h.get(&get);
+    let p = r.problem(503, "provider_unavailable");
+    assert_eq!(p["provider"], "zudu");
+    assert!(r.retry_after.is_some());
+    assert_eq!(zudu.requests().len(), 3, "nothing sent while open");
+    // Only that operation of that provider: lists still go to zudu.
+    assert_eq!(h.get("/v1/calls?provider=zudu&limit=1").status, 200);
+    let metrics = h.metrics();
+    assert!(
+        metrics.contains(r#"callgate_circuit_open{operation="get_call",provider="zudu"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"callgate_circuit_open{operation="list_calls",provider="zudu"} 0"#));
+    // The vendor recovers: after the open time a probe goes through and closes the circuit.
+    zudu.clear_faults();
+    wait_until("the circuit to close", || h.get(&get).status == 200);
+    assert_eq!(h.get(&get).status, 200);
+    assert!(h
+        .metrics()
+        .contains(r#"callgate_circuit_open{operation="get_call",provider="zudu"} 0"#));
+}

@@ -10,7 +10,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SERIES: [&str; 12] = [
+const SERIES: [&str; 13] = [
+    "callgate_circuit_open",
     "callgate_requests_total",
     "callgate_request_duration_seconds",
     "callgate_upstream_duration_seconds",

@@ -1,8 +1,10 @@
 //! The config file format (`config/callgate.toml`), as written by ops. Unknown keys are refused.
 //! Documented key by key in `config/README.md`.
 
+use crate::layers::breaker::BreakerSettings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +155,68 @@ pub struct ProviderSection {
     /// Agent ids of this account, listed by `/v1/providers`.
     #[serde(default)]
     pub agents: Vec<String>,
+    #[serde(default)]
+    pub circuit_breaker: BreakerSection,
+}
+
+/// `[providers.NAME.circuit_breaker]`: outlier detection per operation of the provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSection {
+    pub enabled: bool,
+    /// Failures in a row that open the circuit (0: only the rate does).
+    pub consecutive_failures: u32,
+    /// Share of failed exchanges in a window that opens the circuit.
+    pub failure_rate_percent: u32,
+    /// Exchanges a window needs before the rate counts.
+    pub min_requests: u32,
+    pub window_ms: u64,
+    /// How long the circuit stays open the first time (doubling per trip in a row).
+    pub open_ms: u64,
+    pub max_open_ms: u64,
+    /// Requests let through to probe a half-open circuit.
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerSection {
+    fn default() -> Self {
+        let d = BreakerSettings::default();
+        BreakerSection {
+            enabled: d.enabled,
+            consecutive_failures: d.consecutive_failures,
+            failure_rate_percent: d.failure_rate_percent,
+            min_requests: d.min_requests,
+            window_ms: d.window.as_millis() as u64,
+            open_ms: d.open_for.as_millis() as u64,
+            max_open_ms: d.max_open.as_millis() as u64,
+            half_open_probes: d.half_open_probes,
+        }
+    }
+}
+
+impl BreakerSection {
+    /// The settings, or what is wrong with them.
+    pub fn settings(&self) -> Result<BreakerSettings, &'static str> {
+        if !(1..=100).contains(&self.failure_rate_percent) {
+            return Err("failure_rate_percent must be 1 to 100");
+        }
+        if self.window_ms == 0 || self.open_ms == 0 || self.half_open_probes == 0 {
+            return Err("window_ms, open_ms and half_open_probes must be above 0");
+        }
+        if self.max_open_ms < self.open_ms {
+            return Err("max_open_ms must be at least open_ms");
+        }
+        Ok(BreakerSettings {
+            enabled: self.enabled,
+            consecutive_failures: self.consecutive_failures,
+            failure_rate_percent: self.failure_rate_percent,
+            min_requests: self.min_requests,
+            window: Duration::from_millis(self.window_ms),
+            open_for: Duration::from_millis(self.open_ms),
+            max_open: Duration::from_millis(self.max_open_ms),
+            half_open_probes: self.half_open_probes,
+        })
+    }
 }
 
 fn default_timeout_ms() -> u64 {

@@ -5,6 +5,7 @@ use super::file::{ConfigFile, DefaultRoute, SecretRef};
 use super::{ConfigError, Env};
 use crate::adapter::spec::AuthScheme;
 use crate::adapter::{self, Adapter};
+use crate::layers::breaker::BreakerSettings;
 use crate::layers::rate_limit::RateLimit;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -83,6 +84,8 @@ pub struct Provider {
     pub auth_headers: Vec<(String, Secret)>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Circuit-breaker settings (the circuits' state is the gateway's).
+    pub breaker: BreakerSettings,
     pub agents: Vec<String>,
     /// Credential name → the environment variable it is read from (names only, for `check`).
     pub credential_envs: Vec<(String, String)>,
@@ -284,6 +287,10 @@ pub(super) fn build(
                 .and_then(|(_, s)| s.clone())
         };
         let auth_headers = auth_headers(&adapter, &got);
+        let breaker = p.circuit_breaker.settings().unwrap_or_else(|reason| {
+            errs.add(format!("{key}.circuit_breaker"), reason);
+            BreakerSettings::default()
+        });
         providers.insert(
             name.clone(),
             Arc::new(Provider {
@@ -293,6 +300,7 @@ pub(super) fn build(
                 auth_headers,
                 timeout: Duration::from_millis(p.timeout_ms),
                 connect_timeout: Duration::from_millis(p.connect_timeout_ms),
+                breaker,
                 agents: p.agents.clone(),
                 credential_envs: p
                     .credentials

@@ -10,9 +10,9 @@
 //!    (the adapter's planners), cache key and freshness, idempotency scope, resend policy;
 //! 5. the idempotency layer ([`crate::layers::idempotency`]) — writes with a key ([`write`]);
 //! 6. the cache layer ([`crate::layers::cache`]) — reads ([`read`]);
-//! 7. the vendor side ([`upstream`]): health, the circuit breaker's slot
-//!    ([`crate::layers::health`]) → the retry layer ([`crate::layers::retry`]) → the vendor
-//!    client ([`exchange`], over idle connections kept by `vendor_pool`);
+//! 7. the vendor side ([`upstream`]): the circuit breaker ([`crate::layers::breaker`]) and
+//!    health ([`crate::layers::health`]) → the retry layer ([`crate::layers::retry`]) → the
+//!    vendor client ([`exchange`], over idle connections kept by `vendor_pool`);
 //! 8. normalization of the vendor's answer (pure, in [`read`] and [`write`], by the adapter);
 //! 9. [`answer`] — status, headers, body; problems become RFC 9457 documents there only.
 //!
@@ -116,6 +116,11 @@ impl Gateway {
 
     pub fn cache(&self) -> &dyn ResponseCache {
         &*self.cache
+    }
+
+    /// Every circuit of the configured providers (closed ones included), for the metrics.
+    pub fn circuits(&self) -> Vec<crate::layers::breaker::CircuitView> {
+        self.vendor.breakers.views(tokio::time::Instant::now())
     }
 
     /// The current config snapshot.
@@ -228,6 +233,7 @@ impl Gateway {
             request_id: req.request_id,
             max_body: rt.settings.max_vendor_body_bytes,
             resend: planned.resend,
+            operation: planned.operation,
         };
         let seen = Seen {
             provider: Some(planned.provider.name.clone()),

@@ -1,5 +1,5 @@
-//! The vendor side of the stack, below the cache and idempotency layers: health (the circuit
-//! breaker's slot) → retry → the vendor client. It returns the vendor's whole answer, or the
+//! The vendor side of the stack, below the cache and idempotency layers: the circuit breaker
+//! and health → retry → the vendor client. It returns the vendor's whole answer, or the
 //! problem a failed exchange maps to, with the [`VendorFacts`] it saw. Also here: reading an
 //! answer with the adapter, and the `callgate_upstream_errors_total{kind}` taxonomy of failures.
 
@@ -7,8 +7,9 @@ use super::exchange::{ExchangeError, VendorAnswer, VendorClient};
 use crate::adapter::normalize::NormalizeError;
 use crate::adapter::plan::VendorRequest;
 use crate::adapter::Json;
-use crate::canonical::{ErrorCode, Problem};
+use crate::canonical::{ErrorCode, Operation, Problem};
 use crate::config::Provider;
+use crate::layers::breaker::Breakers;
 use crate::layers::health::HealthBoard;
 use crate::layers::retry::{self, Resend};
 use crate::layers::VendorFacts;
@@ -17,8 +18,9 @@ use std::time::Instant;
 /// The layers between the cache (or idempotency) layer and the network.
 #[derive(Default)]
 pub struct VendorSide {
-    pub client: VendorClient,
+    pub breakers: Breakers,
     pub health: HealthBoard,
+    pub client: VendorClient,
 }
 
 /// What an exchange needs of the request beyond its plan.
@@ -29,6 +31,8 @@ pub struct Exchange<'a> {
     pub max_body: usize,
     /// What may be resent (planned).
     pub resend: Resend,
+    /// The operation (each has its own circuit).
+    pub operation: Operation,
 }
 
 impl VendorSide {
@@ -39,6 +43,16 @@ impl VendorSide {
         request: &VendorRequest,
         cx: Exchange<'_>,
     ) -> (Result<VendorAnswer, Problem>, VendorFacts) {
+        let breaker = &provider.breaker;
+        let admitted = self.breakers.admit(
+            &provider.name,
+            cx.operation,
+            breaker,
+            tokio::time::Instant::now(),
+        );
+        if let Err(refused) = admitted {
+            return (Err(refused), VendorFacts::default());
+        }
         let started = Instant::now();
         let result = retry::run(
             cx.resend,
@@ -62,6 +76,10 @@ impl VendorSide {
             }
         }
         self.health.record_exchange(&provider.name, facts.status);
+        let failed = facts.status.is_none_or(|s| s >= 500);
+        let now = tokio::time::Instant::now();
+        self.breakers
+            .record(&provider.name, cx.operation, breaker, failed, now);
         (result.map_err(|e| e.into_problem(provider)), facts)
     }
 }
