@@ -223,3 +223,29 @@ fn a_failing_provider_operation_opens_its_circuit_then_recovers() {
         .metrics()
         .contains(r#"callgate_circuit_open{operation="get_call",provider="zudu"} 0"#));
 }
+
+#[test]
+fn a_vendor_that_echoes_callgates_credentials_is_quoted_without_them() {
+    use callgate_sim::{credentials, Fault, FaultAction};
+    let h = Harness::start();
+    let echo = format!(
+        r#"{{"error": "key {} with secret {} is not allowed"}}"#,
+        credentials::ZUDU_API_KEY,
+        credentials::ZUDU_API_SECRET
+    );
+    h.sim(VendorKind::Zudu).add_fault(Fault {
+        action: FaultAction::Status {
+            status: 403,
+            body: echo,
+            headers: vec![],
+        },
+        ..Default::default()
+    });
+    let r = h.get("/v1/calls?provider=zudu&limit=1");
+    let p = r.problem(502, "provider_auth_failed");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.contains("is not allowed"), "{detail}");
+    for secret in [credentials::ZUDU_API_KEY, credentials::ZUDU_API_SECRET] {
+        assert!(!r.text.contains(secret), "{}", r.text);
+    }
+}

@@ -101,7 +101,7 @@ fn page_answer(
         answer.retry_after.as_deref(),
         &answer.body,
     );
-    let body = noted(facts, body)?;
+    let body = noted(provider, facts, body)?;
     let page = plan
         .list
         .assemble(

@@ -96,12 +96,30 @@ pub fn read_json<'j>(
         answer.retry_after.as_deref(),
         &answer.body,
     );
-    noted(facts, read)
+    noted(provider, facts, read)
 }
 
-/// An adapter's reading of a vendor answer, its failure noted in the facts.
-pub fn noted<T>(facts: &mut VendorFacts, read: Result<T, Problem>) -> Result<T, Problem> {
-    read.inspect_err(|p| facts.error = upstream_error_kind(p))
+/// An adapter's reading of a vendor answer: its failure noted in the facts, and any of the
+/// provider's own credentials the vendor echoed in its message redacted.
+pub fn noted<T>(
+    provider: &Provider,
+    facts: &mut VendorFacts,
+    read: Result<T, Problem>,
+) -> Result<T, Problem> {
+    read.map_err(|mut p| {
+        facts.error = upstream_error_kind(&p);
+        for (_, value) in &provider.auth_headers {
+            let value = value.expose();
+            // The header's value, and its credential after a scheme (`Bearer x`, `Basic x`).
+            let credential = value.split_once(' ').map_or(value, |(_, c)| c);
+            for secret in [value, credential] {
+                if secret.len() >= 4 && p.detail.contains(secret) {
+                    p.detail = p.detail.replace(secret, "[redacted]");
+                }
+            }
+        }
+        p
+    })
 }
 
 /// The `callgate_upstream_errors_total{kind}` of a vendor answer that failed; `None` for answers
