@@ -249,3 +249,49 @@ fn a_vendor_that_echoes_callgates_credentials_is_quoted_without_them() {
         assert!(!r.text.contains(secret), "{}", r.text);
     }
 }
+
+#[test]
+fn a_provider_at_its_in_flight_bound_is_refused_at_once() {
+    use callgate::server::RunningGateway;
+    use callgate_sim::{Fault, SimCluster, SimOptions};
+    let sims = SimCluster::start(SimOptions::default());
+    // zudu-b (tenant `splitter`) may have one request in flight.
+    let text = common::config_text(&sims, common::free_port(), "[cache]\nenabled = false\n")
+        .replace(
+            "[providers.zudu-b]\n",
+            "[providers.zudu-b]\nmax_in_flight = 1\n",
+        );
+    let gateway = RunningGateway::start(common::load(&text));
+    let zudu = sims.sim(VendorKind::Zudu);
+    zudu.add_fault(Fault {
+        latency_ms: Some(1_500),
+        times: Some(1),
+        ..Default::default()
+    });
+    let url = format!("http://{}/v1/calls?provider=zudu-b&limit=1", gateway.addr);
+    let get = |url: String| {
+        let key = format!("Bearer {}", common::SPLIT_KEY);
+        match ureq::get(&url).set("Authorization", &key).call() {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap_or_default()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let slow = std::thread::spawn({
+        let url = url.clone();
+        move || get(url)
+    });
+    wait_until("the slow request to reach the vendor", || {
+        !zudu.requests().is_empty()
+    });
+    let (status, body) = get(url.clone());
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("provider_unavailable") && body.contains("max_in_flight"),
+        "{body}"
+    );
+    assert_eq!(zudu.requests().len(), 1, "nothing sent over the bound");
+    assert_eq!(slow.join().unwrap().0, 200);
+    // The slot came back.
+    assert_eq!(get(url).0, 200);
+}

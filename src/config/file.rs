@@ -155,6 +155,9 @@ pub struct ProviderSection {
     /// Agent ids of this account, listed by `/v1/providers`.
     #[serde(default)]
     pub agents: Vec<String>,
+    /// Requests in flight to this provider at most; over it: `503 provider_unavailable`.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
     #[serde(default)]
     pub circuit_breaker: BreakerSection,
 }
@@ -225,6 +228,10 @@ fn default_timeout_ms() -> u64 {
 
 fn default_connect_timeout_ms() -> u64 {
     2_000
+}
+
+fn default_max_in_flight() -> u32 {
+    256
 }
 
 #[derive(Debug, Deserialize)]

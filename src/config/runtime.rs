@@ -86,6 +86,8 @@ pub struct Provider {
     pub connect_timeout: Duration,
     /// Circuit-breaker settings (the circuits' state is the gateway's).
     pub breaker: BreakerSettings,
+    /// Requests in flight to this provider at most (the bulkhead).
+    pub max_in_flight: u32,
     pub agents: Vec<String>,
     /// Credential name → the environment variable it is read from (names only, for `check`).
     pub credential_envs: Vec<(String, String)>,
@@ -280,6 +282,9 @@ pub(super) fn build(
         if p.timeout_ms == 0 || p.connect_timeout_ms == 0 {
             errs.add(&key, "timeout_ms and connect_timeout_ms must be above 0");
         }
+        if p.max_in_flight == 0 {
+            errs.add(format!("{key}.max_in_flight"), "must be at least 1");
+        }
         let got = |n: &str| {
             creds
                 .iter()
@@ -301,6 +306,7 @@ pub(super) fn build(
                 timeout: Duration::from_millis(p.timeout_ms),
                 connect_timeout: Duration::from_millis(p.connect_timeout_ms),
                 breaker,
+                max_in_flight: p.max_in_flight,
                 agents: p.agents.clone(),
                 credential_envs: p
                     .credentials

@@ -10,8 +10,8 @@
 //!    (the adapter's planners), cache key and freshness, idempotency scope, resend policy;
 //! 5. the idempotency layer ([`crate::layers::idempotency`]) — writes with a key ([`write`]);
 //! 6. the cache layer ([`crate::layers::cache`]) — reads ([`read`]);
-//! 7. the vendor side ([`upstream`]): the circuit breaker ([`crate::layers::breaker`]) and
-//!    health ([`crate::layers::health`]) → the retry layer ([`crate::layers::retry`]) → the
+//! 7. the vendor side ([`upstream`]): the bulkhead ([`crate::layers::bulkhead`]), the circuit
+//!    breaker ([`crate::layers::breaker`]) and health ([`crate::layers::health`]) → the retry layer ([`crate::layers::retry`]) → the
 //!    vendor client ([`exchange`], over idle connections kept by `vendor_pool`);
 //! 8. normalization of the vendor's answer (pure, in [`read`] and [`write`], by the adapter);
 //! 9. [`answer`] — status, headers, body; problems become RFC 9457 documents there only.

@@ -1,5 +1,5 @@
-//! The vendor side of the stack, below the cache and idempotency layers: the circuit breaker
-//! and health → retry → the vendor client. It returns the vendor's whole answer, or the
+//! The vendor side of the stack, below the cache and idempotency layers: the bulkhead → the
+//! circuit breaker and health → retry → the vendor client. It returns the vendor's whole answer, or the
 //! problem a failed exchange maps to, with the [`VendorFacts`] it saw. Also here: reading an
 //! answer with the adapter, and the `callgate_upstream_errors_total{kind}` taxonomy of failures.
 
@@ -10,6 +10,7 @@ use crate::adapter::Json;
 use crate::canonical::{ErrorCode, Operation, Problem};
 use crate::config::Provider;
 use crate::layers::breaker::Breakers;
+use crate::layers::bulkhead::Bulkheads;
 use crate::layers::health::HealthBoard;
 use crate::layers::retry::{self, Resend};
 use crate::layers::VendorFacts;
@@ -18,6 +19,7 @@ use std::time::Instant;
 /// The layers between the cache (or idempotency) layer and the network.
 #[derive(Default)]
 pub struct VendorSide {
+    pub bulkheads: Bulkheads,
     pub breakers: Breakers,
     pub health: HealthBoard,
     pub client: VendorClient,
@@ -43,6 +45,10 @@ impl VendorSide {
         request: &VendorRequest,
         cx: Exchange<'_>,
     ) -> (Result<VendorAnswer, Problem>, VendorFacts) {
+        let _slot = match self.bulkheads.enter(&provider.name, provider.max_in_flight) {
+            Ok(slot) => slot,
+            Err(refused) => return (Err(refused), VendorFacts::default()),
+        };
         let breaker = &provider.breaker;
         let admitted = self.breakers.admit(
             &provider.name,

@@ -4,8 +4,9 @@
 //! 1. [`rate_limit`] — the tenant's allowance (GCRA), checked right after authentication;
 //! 2. [`idempotency`] — writes with an `Idempotency-Key` run once, duplicates get the first answer;
 //! 3. [`cache`] — reads are answered from finished canonical answers, misses fetched once;
-//! 4. [`breaker`] — a failing provider × operation is refused at once (circuit open), and
-//!    [`health`] — what each vendor exchange showed, per provider;
+//! 4. [`bulkhead`] — a bound on the requests in flight to each provider; [`breaker`] — a
+//!    failing provider × operation is refused at once (circuit open); [`health`] — what each
+//!    vendor exchange showed, per provider;
 //! 5. [`retry`] — whether a failed attempt may be sent again, within the provider's deadline;
 //! 6. the vendor client (`gateway::exchange`), one attempt over one connection.
 //!
@@ -18,6 +19,7 @@
 //! Nothing here knows Pingora, routing or adapters: each layer is tested alone.
 
 pub mod breaker;
+pub mod bulkhead;
 pub mod cache;
 pub mod health;
 pub mod idempotency;
