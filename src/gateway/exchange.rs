@@ -114,11 +114,14 @@ impl VendorClient {
                 HttpSession::H1(Http1Session::new_with_options(stream, peer)),
                 true,
             ),
-            None => self
-                .connector
-                .get_http_session(peer)
-                .await
-                .map_err(|e| (classify(&e, true), Reached::Never))?,
+            None => self.connector.get_http_session(peer).await.map_err(|e| {
+                let reached = if e.etype() == &ErrorType::ConnectTimedout {
+                    Reached::ConnectTimedOut
+                } else {
+                    Reached::Never
+                };
+                (classify(&e, true), reached)
+            })?,
         };
         let header = request_header(provider, req, request_id)
             .map_err(|e| (classify(&e, false), Reached::Never))?;

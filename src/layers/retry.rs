@@ -1,7 +1,8 @@
 //! The retry layer: whether a failed attempt may be sent again, and the deadline over all
 //! attempts. callgate resends only what cannot be a second request at the vendor:
 //!
-//! - anything that provably never left (no connection could be made);
+//! - anything that provably never left because the connection was refused at once (a connect
+//!   that *timed out* is not tried again: a second try would double the wait for nothing);
 //! - for reads only, a request on a reused idle connection that failed before any answer (the
 //!   vendor had closed the connection while it was idle).
 //!
@@ -26,6 +27,8 @@ pub enum Resend {
 pub enum Reached {
     /// No connection was made: the request never left.
     Never,
+    /// Connecting timed out: the request never left, and trying again would wait as long.
+    ConnectTimedOut,
     /// A reused idle connection failed before any answer arrived.
     StaleConnection,
     /// The request may have arrived.
@@ -37,6 +40,7 @@ impl Resend {
     pub fn allows(self, reached: Reached) -> bool {
         match reached {
             Reached::Never => true,
+            Reached::ConnectTimedOut => false,
             Reached::StaleConnection => self == Resend::Read,
             Reached::Maybe => false,
         }
@@ -116,6 +120,16 @@ mod tests {
             (Err("failed"), 1)
         );
         assert_eq!(attempts(w, Reached::Maybe).await, (Err("failed"), 1));
+    }
+
+    #[tokio::test]
+    async fn a_connect_that_timed_out_is_not_tried_again() {
+        for resend in [Resend::Read, Resend::WriteNeverSent] {
+            assert_eq!(
+                attempts(resend, Reached::ConnectTimedOut).await,
+                (Err("failed"), 1)
+            );
+        }
     }
 
     #[tokio::test]
