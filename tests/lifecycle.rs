@@ -10,6 +10,7 @@ use common::KEY;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 struct Serve {
     child: Child,
@@ -33,16 +34,18 @@ fn signal(pid: u32, sig: &str) {
 
 struct Setup {
     sims: SimCluster,
-    dir: PathBuf,
+    /// The config file, the upgrade socket, logs; deleted when the test ends.
+    dir: TempDir,
     api: u16,
     admin: u16,
 }
 
 impl Setup {
     fn new(name: &str) -> Setup {
-        let dir = std::env::temp_dir().join(format!("callgate-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("callgate-{name}-"))
+            .tempdir()
+            .unwrap();
         Setup {
             sims: SimCluster::start(SimOptions::default()),
             dir,
@@ -81,14 +84,14 @@ default = {default}
             adapters = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("adapters")
                 .display(),
-            dir = self.dir.display(),
+            dir = self.dir.path().display(),
             z = self.sims.addr(VendorKind::Zudu),
             e = self.sims.addr(VendorKind::Elemente),
         )
     }
 
     fn path(&self) -> PathBuf {
-        self.dir.join("callgate.toml")
+        self.dir.path().join("callgate.toml")
     }
 
     fn write(&self, text: &str) {
@@ -158,7 +161,10 @@ default = {default}
     }
 
     fn load(&self, path: &str, threads: u32, close: bool) -> (Child, PathBuf) {
-        let stop = self.dir.join(format!("stop-{}", common::free_port()));
+        let stop = self
+            .dir
+            .path()
+            .join(format!("stop-{}", common::free_port()));
         let mut cmd = Command::new("python3");
         cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/load.py"))
             .arg(format!("http://127.0.0.1:{}{path}", self.api))
@@ -264,7 +270,7 @@ fn sigterm_lets_in_flight_requests_finish() {
     let s = Setup::new("drain");
     let config = s.config("\"zudu\"", "");
     s.write(&config.replace("level = \"warn\"", "level = \"info\""));
-    let log = s.dir.join("stdout.log");
+    let log = s.dir.path().join("stdout.log");
     let mut serve = s.serve_with(false, Stdio::from(std::fs::File::create(&log).unwrap()));
     s.wait_ready();
     s.sims.sim(VendorKind::Zudu).add_fault(Fault {
