@@ -34,11 +34,26 @@ pub type ReloadFrom = (std::path::PathBuf, fn(&str) -> Option<String>);
 
 /// A Pingora server running the gateway over `runtime`: the API and admin listeners, and the
 /// config reloader when asked.
+///
+/// # Panics
+/// When the API and admin listeners are given the same address. Pingora would not refuse it:
+/// the second service finds the first one's socket in the server's table of listening fds
+/// (the table a binary upgrade fills) and wraps the same fd in a second listener: in
+/// `pingora-core-0.9.1/src/listeners/l4.rs`, `ListenerEndpointBuilder::listen` (lines 362-372)
+/// takes an address's fd from the table if there is one, else binds and puts the new fd there,
+/// and `from_raw_fd` (line 229) makes a listener that owns the fd it is given. Both listeners
+/// close the fd when the server stops: the second close aborts the process under debug
+/// assertions ("IO Safety violation: owned file descriptor already closed"), and in a release
+/// build may close whatever file has reused that number meanwhile.
 pub fn gateway_server(runtime: Runtime, opts: ServeOptions) -> (Server, Arc<Gateway>) {
     let settings = runtime.settings.clone();
     let (listen, admin_listen) = opts
         .addrs
         .unwrap_or((settings.listen.clone(), settings.admin_listen.clone()));
+    assert_ne!(
+        listen, admin_listen,
+        "server.listen and server.admin_listen must be different addresses"
+    );
     let gateway = Arc::new(Gateway::new(runtime));
     let conf = ServerConf {
         grace_period_seconds: Some(opts.grace_seconds.unwrap_or(settings.grace_period_seconds)),
@@ -131,16 +146,23 @@ pub struct RunningGateway {
     thread: Option<JoinHandle<()>>,
 }
 
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
+/// `N` free loopback addresses, all different: bound together, then released.
+///
+/// Binding them one after another (bind port 0, read the port, close, bind again) can give the
+/// same port twice, about one pair in 7,000 on Linux. Two services of one Pingora server on
+/// one address share one fd that both close when the server stops (see [`gateway_server`]): the
+/// "IO Safety violation" abort that test runs saw now and then.
+pub fn free_addrs<const N: usize>() -> [SocketAddr; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("a bound address"))
 }
 
 impl RunningGateway {
     /// Starts the gateway on fresh loopback ports and waits until both accept connections.
     pub fn start(runtime: Runtime) -> RunningGateway {
-        let (addr, admin_addr) = (free_port(), free_port());
+        let [addr, admin_addr] = free_addrs();
         let opts = ServeOptions {
             addrs: Some((addr.to_string(), admin_addr.to_string())),
             grace_seconds: Some(0),
@@ -180,5 +202,48 @@ impl Drop for RunningGateway {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_addrs_are_all_different() {
+        for _ in 0..2_000 {
+            let addrs: [SocketAddr; 4] = free_addrs();
+            for (i, a) in addrs.iter().enumerate() {
+                assert!(!addrs[i + 1..].contains(a), "{addrs:?}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "must be different addresses")]
+    fn one_address_for_both_listeners_is_refused() {
+        let text = format!(
+            r#"
+[server]
+adapters = "{}/adapters"
+[providers.z]
+vendor = "zudu"
+base_url = "http://127.0.0.1:9"
+credentials = {{ api_key = {{ env = "K" }}, api_secret = {{ env = "K" }} }}
+[tenants.t]
+keys = [{{ env = "K" }}]
+providers = ["z"]
+default = "z"
+"#,
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let env = |_: &str| Some("k".to_string());
+        let runtime = crate::config::load_str(&text, "t.toml", std::path::Path::new("."), &env)
+            .unwrap_or_else(|e| panic!("config: {e:?}"));
+        let opts = ServeOptions {
+            addrs: Some(("127.0.0.1:1".into(), "127.0.0.1:1".into())),
+            ..ServeOptions::default()
+        };
+        let _ = gateway_server(runtime, opts);
     }
 }

@@ -46,11 +46,12 @@ impl Setup {
             .prefix(&format!("callgate-{name}-"))
             .tempdir()
             .unwrap();
+        let [api, admin] = common::free_ports();
         Setup {
             sims: SimCluster::start(SimOptions::default()),
             dir,
-            api: common::free_port(),
-            admin: common::free_port(),
+            api,
+            admin,
         }
     }
 

@@ -187,6 +187,12 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// `N` different free loopback ports (for one server's listeners: two calls of [`free_port`]
+/// may return the same port).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    callgate::server::free_addrs::<N>().map(|a| a.port())
+}
+
 impl Harness {
     pub fn start() -> Harness {
         Self::start_with(SimOptions::default())
