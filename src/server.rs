@@ -10,6 +10,7 @@ use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -159,8 +160,67 @@ pub fn free_addrs<const N: usize>() -> [SocketAddr; N] {
     std::array::from_fn(|i| held[i].local_addr().expect("a bound address"))
 }
 
+/// One `GET` on a connection of its own: the whole answer, head and body, or None when there
+/// is no complete answer (nothing listening yet, or the connection broke).
+fn get(addr: SocketAddr, path_and_headers: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path_and_headers}\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+/// The line of `series` in a Prometheus text exposition.
+fn series_line<'t>(text: &'t str, series: &str) -> Option<&'t str> {
+    text.lines().find(|l| {
+        l.strip_prefix(series)
+            .is_some_and(|rest| rest.starts_with(' '))
+    })
+}
+
+/// Requests `gateway` has counted (the sum of its request-duration counts).
+fn counted(gateway: &Gateway) -> f64 {
+    let text = String::from_utf8_lossy(&gateway.metrics().render()).into_owned();
+    text.lines()
+        .filter(|l| l.starts_with("callgate_request_duration_seconds_count"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Whether the admin port is served by `gateway` itself: its `/metrics` shows this gateway's
+/// config load time, which the gateway set when it was built, to the sub-microsecond.
+fn admin_serves(gateway: &Gateway, admin_addr: SocketAddr) -> bool {
+    const LOADED: &str = "callgate_config_last_reload_timestamp_seconds";
+    let own = String::from_utf8_lossy(&gateway.metrics().render()).into_owned();
+    let Some(answer) = get(admin_addr, "/metrics HTTP/1.1") else {
+        return false;
+    };
+    series_line(&answer, LOADED).is_some()
+        && series_line(&answer, LOADED) == series_line(&own, LOADED)
+}
+
+/// Whether the API port answers a request with this probe's id (a callgate answers: it echoes
+/// the id). [`counted`] then says whether it was this gateway.
+fn api_echoes(addr: SocketAddr, probe: &str) -> bool {
+    let echo = format!("\r\nx-request-id: {probe}\r\n");
+    get(
+        addr,
+        &format!("/__ready-probe HTTP/1.1\r\nX-Request-Id: {probe}"),
+    )
+    .is_some_and(|answer| answer.to_ascii_lowercase().contains(&echo))
+}
+
 impl RunningGateway {
-    /// Starts the gateway on fresh loopback ports and waits until both accept connections.
+    /// Starts the gateway on fresh loopback ports and waits until it serves both.
+    ///
+    /// Before the gateway answers, its API port has seen one probe request (counted in its
+    /// metrics as a request for an unknown path, `/__ready-probe`).
+    ///
+    /// # Panics
+    /// When the gateway does not serve both ports as itself within 30 s, or its server thread
+    /// ends first.
     pub fn start(runtime: Runtime) -> RunningGateway {
         let [addr, admin_addr] = free_addrs();
         let opts = ServeOptions {
@@ -175,14 +235,25 @@ impl RunningGateway {
                 shutdown_signal: Box::new(StopWatch(rx)),
             });
         });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while [addr, admin_addr]
-            .iter()
-            .any(|a| TcpStream::connect(a).is_err())
-        {
+        // Both ports must be served by this gateway, not merely accept connections: something
+        // else may listen on a port this server could not bind (another test's server, say).
+        let probe = format!("ready-probe-{}", uuid::Uuid::new_v4());
+        let mut echoed = false;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            echoed = echoed || api_echoes(addr, &probe);
+            // The probe is counted after it is answered: this may take another poll.
+            if echoed && counted(&gateway) >= 1.0 && admin_serves(&gateway, admin_addr) {
+                break;
+            }
+            assert!(
+                !thread.is_finished(),
+                "the gateway's server thread ended before it served {addr} and {admin_addr}"
+            );
             assert!(
                 Instant::now() < deadline,
-                "the gateway did not start listening"
+                "the gateway did not serve {addr} (API) and {admin_addr} (admin) as itself \
+                 within 30 s: not listening, or another process holds a port"
             );
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -207,6 +207,8 @@ impl Harness {
         captured_logs();
         let sims = SimCluster::start(opts);
         let text = config_text(&sims, free_port(), extra);
+        // Returns once both ports are served by this very gateway (each simulator was checked
+        // the same way by `SimCluster::start`), not by whatever else may listen there.
         let gateway = RunningGateway::start(load(&text));
         Harness { sims, gateway }
     }
