@@ -4,8 +4,8 @@
 mod common;
 
 use callgate_sim::{Fault, FaultAction, SimOptions, VendorKind};
-use common::{Harness, KEY};
-use std::sync::{Arc, Barrier};
+use common::{wait_until, Harness, KEY};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn status(h: &Harness, url: &str) -> String {
@@ -146,23 +146,31 @@ fn a_hit_never_touches_the_vendor_and_no_cache_refreshes() {
 fn concurrent_identical_cold_gets_make_one_vendor_request() {
     let h = Arc::new(Harness::start());
     let zudu = h.sim(VendorKind::Zudu);
-    // Keep the one vendor request in flight long enough for all 100 to arrive.
-    zudu.add_fault(Fault {
-        latency_ms: Some(400),
-        ..Default::default()
-    });
     zudu.clear_requests();
-    let barrier = Arc::new(Barrier::new(100));
+    // The one vendor request is held until all 100 client requests are in the gateway (a fixed
+    // vendor latency would be a guess at how fast 100 threads get their requests in).
+    zudu.hold();
     let threads: Vec<_> = (0..100)
         .map(|_| {
-            let (h, b) = (h.clone(), barrier.clone());
+            let h = h.clone();
             std::thread::spawn(move || {
-                b.wait();
                 let r = h.get("/v1/calls?provider=zudu&limit=7&status=completed");
                 (r.status, r.text, r.cache_status.unwrap_or_default())
             })
         })
         .collect();
+    let inflight = || {
+        h.scrape().lines().find_map(|l| {
+            l.strip_prefix("callgate_inflight_requests ")?
+                .parse::<u32>()
+                .ok()
+        })
+    };
+    wait_until(
+        "100 requests in the gateway, one of them at the vendor",
+        || !zudu.requests().is_empty() && inflight() == Some(100),
+    );
+    zudu.release();
     let answers: Vec<(u16, String, String)> =
         threads.into_iter().map(|t| t.join().unwrap()).collect();
     assert_eq!(zudu.requests().len(), 1, "exactly one vendor request");
@@ -174,6 +182,17 @@ fn concurrent_identical_cold_gets_make_one_vendor_request() {
         answers.iter().filter(|a| a.2 == MISS).count(),
         1,
         "one leader"
+    );
+    // Every other request arrived while the leader's was held: it waited for it (collapsed).
+    // One that had not reached the cache yet when the vendor was released may find the stored
+    // answer instead (a hit): either way it did not go to the vendor.
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.2 != MISS)
+            .all(|a| a.2.contains("collapsed") || a.2 == HIT),
+        "the others waited for the leader or found its answer: {:?}",
+        answers.iter().map(|a| &a.2).collect::<Vec<_>>()
     );
     assert!(
         answers.iter().filter(|a| a.2.contains("collapsed")).count() > 50,
