@@ -10,6 +10,7 @@ use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -34,11 +35,26 @@ pub type ReloadFrom = (std::path::PathBuf, fn(&str) -> Option<String>);
 
 /// A Pingora server running the gateway over `runtime`: the API and admin listeners, and the
 /// config reloader when asked.
+///
+/// # Panics
+/// When the API and admin listeners are given the same address. Pingora would not refuse it:
+/// the second service finds the first one's socket in the server's table of listening fds
+/// (the table a binary upgrade fills) and wraps the same fd in a second listener: in
+/// `pingora-core-0.9.1/src/listeners/l4.rs`, `ListenerEndpointBuilder::listen` (lines 362-372)
+/// takes an address's fd from the table if there is one, else binds and puts the new fd there,
+/// and `from_raw_fd` (line 229) makes a listener that owns the fd it is given. Both listeners
+/// close the fd when the server stops: the second close aborts the process under debug
+/// assertions ("IO Safety violation: owned file descriptor already closed"), and in a release
+/// build may close whatever file has reused that number meanwhile.
 pub fn gateway_server(runtime: Runtime, opts: ServeOptions) -> (Server, Arc<Gateway>) {
     let settings = runtime.settings.clone();
     let (listen, admin_listen) = opts
         .addrs
         .unwrap_or((settings.listen.clone(), settings.admin_listen.clone()));
+    assert_ne!(
+        listen, admin_listen,
+        "server.listen and server.admin_listen must be different addresses"
+    );
     let gateway = Arc::new(Gateway::new(runtime));
     let conf = ServerConf {
         grace_period_seconds: Some(opts.grace_seconds.unwrap_or(settings.grace_period_seconds)),
@@ -131,16 +147,82 @@ pub struct RunningGateway {
     thread: Option<JoinHandle<()>>,
 }
 
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
+/// `N` free loopback addresses, all different: bound together, then released.
+///
+/// Binding them one after another (bind port 0, read the port, close, bind again) can give the
+/// same port twice, about one pair in 7,000 on Linux. Two services of one Pingora server on
+/// one address share one fd that both close when the server stops (see [`gateway_server`]): the
+/// "IO Safety violation" abort that test runs saw now and then.
+pub fn free_addrs<const N: usize>() -> [SocketAddr; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("a bound address"))
+}
+
+/// One `GET` on a connection of its own: the whole answer, head and body, or None when there
+/// is no complete answer (nothing listening yet, or the connection broke).
+fn get(addr: SocketAddr, path_and_headers: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path_and_headers}\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+/// The line of `series` in a Prometheus text exposition.
+fn series_line<'t>(text: &'t str, series: &str) -> Option<&'t str> {
+    text.lines().find(|l| {
+        l.strip_prefix(series)
+            .is_some_and(|rest| rest.starts_with(' '))
+    })
+}
+
+/// Requests `gateway` has counted (the sum of its request-duration counts).
+fn counted(gateway: &Gateway) -> f64 {
+    let text = String::from_utf8_lossy(&gateway.metrics().render()).into_owned();
+    text.lines()
+        .filter(|l| l.starts_with("callgate_request_duration_seconds_count"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Whether the admin port is served by `gateway` itself: its `/metrics` shows this gateway's
+/// config load time, which the gateway set when it was built, to the sub-microsecond.
+fn admin_serves(gateway: &Gateway, admin_addr: SocketAddr) -> bool {
+    const LOADED: &str = "callgate_config_last_reload_timestamp_seconds";
+    let own = String::from_utf8_lossy(&gateway.metrics().render()).into_owned();
+    let Some(answer) = get(admin_addr, "/metrics HTTP/1.1") else {
+        return false;
+    };
+    series_line(&answer, LOADED).is_some()
+        && series_line(&answer, LOADED) == series_line(&own, LOADED)
+}
+
+/// Whether the API port answers a request with this probe's id (a callgate answers: it echoes
+/// the id). [`counted`] then says whether it was this gateway.
+fn api_echoes(addr: SocketAddr, probe: &str) -> bool {
+    let echo = format!("\r\nx-request-id: {probe}\r\n");
+    get(
+        addr,
+        &format!("/__ready-probe HTTP/1.1\r\nX-Request-Id: {probe}"),
+    )
+    .is_some_and(|answer| answer.to_ascii_lowercase().contains(&echo))
 }
 
 impl RunningGateway {
-    /// Starts the gateway on fresh loopback ports and waits until both accept connections.
+    /// Starts the gateway on fresh loopback ports and waits until it serves both.
+    ///
+    /// Before the gateway answers, its API port has seen one probe request (counted in its
+    /// metrics as a request for an unknown path, `/__ready-probe`).
+    ///
+    /// # Panics
+    /// When the gateway does not serve both ports as itself within 30 s, or its server thread
+    /// ends first.
     pub fn start(runtime: Runtime) -> RunningGateway {
-        let (addr, admin_addr) = (free_port(), free_port());
+        let [addr, admin_addr] = free_addrs();
         let opts = ServeOptions {
             addrs: Some((addr.to_string(), admin_addr.to_string())),
             grace_seconds: Some(0),
@@ -153,14 +235,25 @@ impl RunningGateway {
                 shutdown_signal: Box::new(StopWatch(rx)),
             });
         });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while [addr, admin_addr]
-            .iter()
-            .any(|a| TcpStream::connect(a).is_err())
-        {
+        // Both ports must be served by this gateway, not merely accept connections: something
+        // else may listen on a port this server could not bind (another test's server, say).
+        let probe = format!("ready-probe-{}", uuid::Uuid::new_v4());
+        let mut echoed = false;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            echoed = echoed || api_echoes(addr, &probe);
+            // The probe is counted after it is answered: this may take another poll.
+            if echoed && counted(&gateway) >= 1.0 && admin_serves(&gateway, admin_addr) {
+                break;
+            }
+            assert!(
+                !thread.is_finished(),
+                "the gateway's server thread ended before it served {addr} and {admin_addr}"
+            );
             assert!(
                 Instant::now() < deadline,
-                "the gateway did not start listening"
+                "the gateway did not serve {addr} (API) and {admin_addr} (admin) as itself \
+                 within 30 s: not listening, or another process holds a port"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -180,5 +273,48 @@ impl Drop for RunningGateway {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_addrs_are_all_different() {
+        for _ in 0..2_000 {
+            let addrs: [SocketAddr; 4] = free_addrs();
+            for (i, a) in addrs.iter().enumerate() {
+                assert!(!addrs[i + 1..].contains(a), "{addrs:?}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "must be different addresses")]
+    fn one_address_for_both_listeners_is_refused() {
+        let text = format!(
+            r#"
+[server]
+adapters = "{}/adapters"
+[providers.z]
+vendor = "zudu"
+base_url = "http://127.0.0.1:9"
+credentials = {{ api_key = {{ env = "K" }}, api_secret = {{ env = "K" }} }}
+[tenants.t]
+keys = [{{ env = "K" }}]
+providers = ["z"]
+default = "z"
+"#,
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let env = |_: &str| Some("k".to_string());
+        let runtime = crate::config::load_str(&text, "t.toml", std::path::Path::new("."), &env)
+            .unwrap_or_else(|e| panic!("config: {e:?}"));
+        let opts = ServeOptions {
+            addrs: Some(("127.0.0.1:1".into(), "127.0.0.1:1".into())),
+            ..ServeOptions::default()
+        };
+        let _ = gateway_server(runtime, opts);
     }
 }

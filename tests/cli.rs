@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use tempfile::TempDir;
 
 const ADAPTERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/adapters");
 
@@ -58,28 +58,42 @@ default = "zud"
     )
 }
 
-/// A fresh directory under the system temp dir.
-fn temp_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "callgate-cli-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A path in a fresh temporary directory of its own, which is deleted when this is dropped.
+struct TempPath {
+    path: PathBuf,
+    _dir: TempDir,
 }
 
-fn write_config(text: &str) -> PathBuf {
-    let path = temp_dir().join("callgate.toml");
-    std::fs::write(&path, text).unwrap();
+impl TempPath {
+    fn new(name: &str) -> TempPath {
+        let dir = tempfile::Builder::new()
+            .prefix("callgate-cli-")
+            .tempdir()
+            .unwrap();
+        TempPath {
+            path: dir.path().join(name),
+            _dir: dir,
+        }
+    }
+}
+
+impl std::ops::Deref for TempPath {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn write_config(text: &str) -> TempPath {
+    let path = TempPath::new("callgate.toml");
+    std::fs::write(&*path, text).unwrap();
     path
 }
 
-/// A copy of the shipped adapters with one file edited; returns the directory.
-fn adapters_with(file: &str, from: &str, to: &str) -> PathBuf {
-    let dir = temp_dir().join("adapters");
-    std::fs::create_dir_all(&dir).unwrap();
+/// A copy of the shipped adapters with one file edited; the directory.
+fn adapters_with(file: &str, from: &str, to: &str) -> TempPath {
+    let dir = TempPath::new("adapters");
+    std::fs::create_dir_all(&*dir).unwrap();
     for name in ["elemente.toml", "bimpe.toml", "zudu.toml"] {
         let mut text = std::fs::read_to_string(Path::new(ADAPTERS).join(name)).unwrap();
         if name == file {

@@ -6,10 +6,12 @@
 mod common;
 
 use callgate_sim::{credentials, Fault, SimCluster, SimOptions, VendorKind};
-use common::KEY;
+use common::{wait_until, KEY};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tempfile::TempDir;
 
 struct Serve {
     child: Child,
@@ -33,21 +35,24 @@ fn signal(pid: u32, sig: &str) {
 
 struct Setup {
     sims: SimCluster,
-    dir: PathBuf,
+    /// The config file, the upgrade socket, logs; deleted when the test ends.
+    dir: TempDir,
     api: u16,
     admin: u16,
 }
 
 impl Setup {
     fn new(name: &str) -> Setup {
-        let dir = std::env::temp_dir().join(format!("callgate-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("callgate-{name}-"))
+            .tempdir()
+            .unwrap();
+        let [api, admin] = common::free_ports();
         Setup {
             sims: SimCluster::start(SimOptions::default()),
             dir,
-            api: common::free_port(),
-            admin: common::free_port(),
+            api,
+            admin,
         }
     }
 
@@ -81,14 +86,14 @@ default = {default}
             adapters = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("adapters")
                 .display(),
-            dir = self.dir.display(),
+            dir = self.dir.path().display(),
             z = self.sims.addr(VendorKind::Zudu),
             e = self.sims.addr(VendorKind::Elemente),
         )
     }
 
     fn path(&self) -> PathBuf {
-        self.dir.join("callgate.toml")
+        self.dir.path().join("callgate.toml")
     }
 
     fn write(&self, text: &str) {
@@ -117,12 +122,38 @@ default = {default}
         Serve { child }
     }
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.api)).is_err() {
-            assert!(Instant::now() < deadline, "callgate serve did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    /// Waits until `serve` (still running) answers on the API port, as itself: a request with
+    /// an id made for this probe reaches this test's own simulators (callgate passes the
+    /// request id on to the vendor). Whatever else might listen on the port cannot do that.
+    fn wait_ready(&self, serve: &mut Serve) {
+        static PROBES: AtomicUsize = AtomicUsize::new(0);
+        let probe = format!(
+            "ready-{}-{}-{}",
+            std::process::id(),
+            self.api,
+            PROBES.fetch_add(1, Ordering::Relaxed)
+        );
+        let reached_our_vendor = || {
+            VendorKind::ALL.iter().any(|k| {
+                self.sims.sim(*k).requests().iter().any(|r| {
+                    r.headers
+                        .iter()
+                        .any(|(name, value)| name == "x-request-id" && *value == probe)
+                })
+            })
+        };
+        wait_until("callgate serve to answer as itself", || {
+            if let Some(status) = serve.child.try_wait().unwrap() {
+                panic!("callgate serve exited before it served: {status}");
+            }
+            let answered = ureq::get(&format!("http://127.0.0.1:{}/v1/calls?limit=1", self.api))
+                .set("Authorization", &format!("Bearer {KEY}"))
+                .set("Cache-Control", "no-cache")
+                .set("X-Request-Id", &probe)
+                .call()
+                .is_ok_and(|r| r.header("x-request-id") == Some(probe.as_str()));
+            answered && reached_our_vendor()
+        });
     }
 
     fn get(&self, path: &str) -> Result<ureq::Response, Box<ureq::Error>> {
@@ -145,20 +176,42 @@ default = {default}
         v["data"][0]["provider"].as_str().unwrap().to_string()
     }
 
-    fn reloads(&self, result: &str) -> f64 {
-        let text = ureq::get(&format!("http://127.0.0.1:{}/metrics", self.admin))
+    fn metrics(&self) -> String {
+        ureq::get(&format!("http://127.0.0.1:{}/metrics", self.admin))
             .call()
             .unwrap()
             .into_string()
-            .unwrap();
+            .unwrap()
+    }
+
+    fn reloads(&self, result: &str) -> f64 {
         let series = format!("callgate_config_reloads_total{{result=\"{result}\"}} ");
-        text.lines()
+        self.metrics()
+            .lines()
             .find_map(|l| l.strip_prefix(&series)?.parse().ok())
             .unwrap_or(0.0)
     }
 
+    /// Requests the process on the admin port has answered (the sum of its request counts).
+    fn answered(&self) -> f64 {
+        self.metrics()
+            .lines()
+            .filter(|l| l.starts_with("callgate_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits until the process on the admin port has answered `n` more requests than `since`.
+    #[track_caller]
+    fn wait_answered(&self, since: f64, n: f64, what: &str) {
+        wait_until(what, || self.answered() >= since + n);
+    }
+
     fn load(&self, path: &str, threads: u32, close: bool) -> (Child, PathBuf) {
-        let stop = self.dir.join(format!("stop-{}", common::free_port()));
+        let stop = self
+            .dir
+            .path()
+            .join(format!("stop-{}", common::free_port()));
         let mut cmd = Command::new("python3");
         cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/load.py"))
             .arg(format!("http://127.0.0.1:{}{path}", self.api))
@@ -188,11 +241,12 @@ fn finish_load(child: Child, stop: &Path) -> serde_json::Value {
 fn twenty_reloads_under_load_fail_no_request() {
     let s = Setup::new("reload");
     s.write(&s.config("\"zudu\"", ""));
-    let _serve = s.serve(false);
-    s.wait_ready();
+    let mut serve = s.serve(false);
+    s.wait_ready(&mut serve);
     assert_eq!(s.default_provider(), "zudu");
+    let before_load = s.answered();
     let (load, stop) = s.load("/v1/calls?limit=3", 3, false);
-    std::thread::sleep(Duration::from_millis(300));
+    s.wait_answered(before_load, 10.0, "the load to be under way");
     let broken = [
         s.config("\"zudu\"", "colour = \"blue\""),
         s.config("{ zudu = 60, elemente = 30 }", ""),
@@ -211,29 +265,20 @@ fn twenty_reloads_under_load_fail_no_request() {
             };
             let before = s.reloads("success");
             s.write(&s.config(&format!("\"{expected}\""), ""));
-            let started = Instant::now();
-            while s.default_provider() != expected {
-                assert!(
-                    started.elapsed() < Duration::from_secs(1),
-                    "reload {i}: new routing not in effect within 1 s"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            while s.reloads("success") <= before {
-                assert!(started.elapsed() < Duration::from_secs(3));
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_until(
+                &format!("reload {i}: the new routing to take effect"),
+                || s.default_provider() == expected,
+            );
+            wait_until(&format!("reload {i}: the reload to be counted"), || {
+                s.reloads("success") > before
+            });
         } else {
             let before = s.reloads("error");
             s.write(&broken[i / 2 % broken.len()]);
-            let started = Instant::now();
-            while s.reloads("error") <= before {
-                assert!(
-                    started.elapsed() < Duration::from_secs(3),
-                    "reload {i}: the broken file was not refused"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_until(
+                &format!("reload {i}: the broken file to be refused"),
+                || s.reloads("error") > before,
+            );
             assert_eq!(
                 s.default_provider(),
                 expected,
@@ -241,19 +286,16 @@ fn twenty_reloads_under_load_fail_no_request() {
             );
         }
     }
-    // SIGHUP reloads the file as it is.
-    s.write(&s.config(&format!("\"{expected}\""), ""));
-    std::thread::sleep(Duration::from_millis(600));
+    // SIGHUP reloads the file as it is. The last file written above was broken: a good one
+    // first, and its reload by the file watcher done, so that it cannot pass for the SIGHUP's.
     let before = s.reloads("success");
-    signal(_serve.child.id(), "HUP");
-    let started = Instant::now();
-    while s.reloads("success") <= before {
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "SIGHUP did not reload"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    s.write(&s.config(&format!("\"{expected}\""), ""));
+    wait_until("the file watcher to reload the good file", || {
+        s.reloads("success") > before
+    });
+    let before = s.reloads("success");
+    signal(serve.child.id(), "HUP");
+    wait_until("SIGHUP to reload", || s.reloads("success") > before);
     let stats = finish_load(load, &stop);
     assert!(stats["requests"].as_u64().unwrap() > 100, "{stats}");
     assert_eq!(stats["failures"], 0, "{stats}");
@@ -264,13 +306,15 @@ fn sigterm_lets_in_flight_requests_finish() {
     let s = Setup::new("drain");
     let config = s.config("\"zudu\"", "");
     s.write(&config.replace("level = \"warn\"", "level = \"info\""));
-    let log = s.dir.join("stdout.log");
+    let log = s.dir.path().join("stdout.log");
     let mut serve = s.serve_with(false, Stdio::from(std::fs::File::create(&log).unwrap()));
-    s.wait_ready();
-    s.sims.sim(VendorKind::Zudu).add_fault(Fault {
+    s.wait_ready(&mut serve);
+    let zudu = s.sims.sim(VendorKind::Zudu);
+    zudu.add_fault(Fault {
         latency_ms: Some(1_500),
         ..Default::default()
     });
+    let sent = zudu.requests().len();
     let slow = {
         let url = format!("http://127.0.0.1:{}/v1/calls?limit=2", s.api);
         std::thread::spawn(move || {
@@ -281,25 +325,23 @@ fn sigterm_lets_in_flight_requests_finish() {
                 .map_err(|e| e.to_string())
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // In flight: the vendor has it (and holds it 1.5 s from its arrival).
+    wait_until("the request to reach the vendor", || {
+        zudu.requests().len() > sent
+    });
     signal(serve.child.id(), "TERM");
     assert_eq!(
         slow.join().unwrap(),
         Ok(200),
         "the in-flight request finished"
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = serve.child.try_wait().unwrap() {
-            assert!(status.success() || status.code().is_none(), "{status:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "callgate did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut exited = None;
+    wait_until("callgate to exit after SIGTERM", || {
+        exited = serve.child.try_wait().unwrap();
+        exited.is_some()
+    });
+    let status = exited.unwrap();
+    assert!(status.success() || status.code().is_none(), "{status:?}");
     // Log lines are written by a writer thread: the drained request's line must still reach
     // stdout before the process exits.
     let text = std::fs::read_to_string(&log).unwrap();
@@ -318,21 +360,28 @@ fn sigterm_lets_in_flight_requests_finish() {
 fn a_binary_upgrade_refuses_no_connection() {
     let s = Setup::new("upgrade");
     s.write(&s.config("\"zudu\"", ""));
-    let old = s.serve(false);
-    s.wait_ready();
+    let mut old = s.serve(false);
+    s.wait_ready(&mut old);
+    let before_load = s.answered();
     let (load, stop) = s.load("/v1/calls?limit=2", 2, true);
-    std::thread::sleep(Duration::from_millis(500));
+    s.wait_answered(before_load, 10.0, "the load to be under way");
     // The new process waits on the upgrade socket; SIGQUIT makes the old one hand over and drain.
-    let new = s.serve(true);
-    std::thread::sleep(Duration::from_millis(500));
+    // (Pingora's new process binds the socket, then waits about 6 s for the old one's fds.)
+    let mut new = s.serve(true);
+    let upgrade_sock = s.dir.path().join("upgrade.sock");
+    wait_until("the new process to wait on the upgrade socket", || {
+        if let Some(status) = new.child.try_wait().unwrap() {
+            panic!("the new process exited: {status}");
+        }
+        upgrade_sock.exists()
+    });
     signal(old.child.id(), "QUIT");
-    let mut old = old;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while old.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the old process did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until("the old process to exit", || {
+        old.child.try_wait().unwrap().is_some()
+    });
+    // Only the new process is left on the ports: the load goes on against it alone.
+    let since = s.answered();
+    s.wait_answered(since, 10.0, "the new process alone to answer the load");
     let stats = finish_load(load, &stop);
     assert!(stats["requests"].as_u64().unwrap() > 20, "{stats}");
     assert_eq!(stats["refused"], 0, "no connection refused: {stats}");
@@ -352,8 +401,8 @@ fn a_log_reader_that_stops_reading_does_not_stall_requests() {
     let s = Setup::new("stalled-log");
     let config = s.config("\"zudu\"", "");
     s.write(&config.replace("level = \"warn\"", "level = \"info\""));
-    let serve = s.serve_with(false, Stdio::piped());
-    s.wait_ready();
+    let mut serve = s.serve_with(false, Stdio::piped());
+    s.wait_ready(&mut serve);
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
         .build();

@@ -163,8 +163,11 @@ fn query(port: u16, q: &str) -> Option<Value> {
 fn a_real_prometheus_scrapes_callgate() {
     promtool();
     let h = Harness::start();
-    let dir = std::env::temp_dir().join(format!("callgate-prom-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("callgate-prom-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: callgate\n    static_configs:\n      - targets: ['{}']\n",
         h.gateway.admin_addr
@@ -206,5 +209,4 @@ fn a_real_prometheus_scrapes_callgate() {
         .parse()
         .unwrap();
     assert!(q > 0.0 && q < 30.0, "p50 {q}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -44,8 +44,11 @@ values = { registered = "queued", scheduled = "queued", ongoing = "in_progress",
 fn a_new_vendor_is_one_adapter_file() {
     common::captured_logs();
     let sims = SimCluster::start(SimOptions::default());
-    let dir = std::env::temp_dir().join(format!("callgate-acme-{}", std::process::id()));
-    let adapters = dir.join("adapters");
+    let dir = tempfile::Builder::new()
+        .prefix("callgate-acme-")
+        .tempdir()
+        .unwrap();
+    let adapters = dir.path().join("adapters");
     std::fs::create_dir_all(&adapters).unwrap();
     std::fs::write(adapters.join("acme.toml"), ACME).unwrap();
     let text = format!(
@@ -92,6 +95,5 @@ default = "acme-1"
         providers["data"][0]["capabilities"],
         serde_json::json!(["list_calls"])
     );
-    let _ = std::fs::remove_dir_all(dir);
     let _ = KEY;
 }

@@ -4,13 +4,14 @@
 mod common;
 
 use callgate_sim::{Fault, FaultAction, VendorKind};
-use common::{captured_logs, secrets, Harness, OTHER_KEY};
+use common::{captured_logs, secrets, wait_until, Harness, Reply, OTHER_KEY};
+use std::collections::HashSet;
 
 #[test]
 fn secrets_appear_in_no_response_and_no_log_line() {
     let h = Harness::start();
     let agent = h.sim(VendorKind::Bimpe).agent_ids()[0].clone();
-    let mut bodies = Vec::new();
+    let mut replies: Vec<Reply> = Vec::new();
     let mut urls: Vec<String> = vec![
         "/v1/providers".into(),
         "/v1/calls?provider=zudu&limit=5&include=raw".into(),
@@ -34,7 +35,7 @@ fn secrets_appear_in_no_response_and_no_log_line() {
         }
     }
     for url in &urls {
-        bodies.push(h.get(url).text);
+        replies.push(h.get(url));
     }
     for action in [
         FaultAction::Reset,
@@ -49,29 +50,30 @@ fn secrets_appear_in_no_response_and_no_log_line() {
             action,
             ..Default::default()
         });
-        bodies.push(h.get("/v1/calls?provider=zudu").text);
+        replies.push(h.get("/v1/calls?provider=zudu"));
         h.sim(VendorKind::Zudu).clear_faults();
     }
-    bodies.push(
-        h.get_with("/v1/calls", &[("Authorization", "Bearer wrong-key")])
-            .text,
-    );
-    bodies.push(
-        h.get_with(
-            "/v1/calls?provider=elemente",
-            &[("Authorization", &format!("Bearer {OTHER_KEY}"))],
-        )
-        .text,
-    );
+    replies.push(h.get_with("/v1/calls", &[("Authorization", "Bearer wrong-key")]));
+    replies.push(h.get_with(
+        "/v1/calls?provider=elemente",
+        &[("Authorization", &format!("Bearer {OTHER_KEY}"))],
+    ));
+    // A request's log line is written after its answer is sent: wait until every request made
+    // above has its line in the capture, so that no line escapes the checks below.
+    let ids: HashSet<String> = replies
+        .iter()
+        .map(|r| {
+            r.request_id
+                .clone()
+                .unwrap_or_else(|| panic!("an answer without X-Request-Id: {}", r.text))
+        })
+        .collect();
+    assert_eq!(ids.len(), replies.len(), "one request id per request");
+    wait_until("a log line for every request", || {
+        logged_request_ids(&captured_logs()).is_superset(&ids)
+    });
     let logs = captured_logs();
-    assert!(
-        logs.contains("\"request_id\""),
-        "the capture sees request log lines"
-    );
-    assert!(
-        logs.lines().count() > urls.len(),
-        "one line per request at least"
-    );
+    let bodies: Vec<String> = replies.into_iter().map(|r| r.text).collect();
     // Simulated personal data (phone numbers, emails, transcripts, message texts) is not logged
     // either, though the responses above carried plenty of it.
     let pii = simulated_pii(&h);
@@ -95,6 +97,15 @@ fn secrets_appear_in_no_response_and_no_log_line() {
             secret.len()
         );
     }
+}
+
+/// The request ids of the `request` log lines (one per request answered).
+fn logged_request_ids(logs: &str) -> HashSet<String> {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "request")
+        .filter_map(|v| v["request_id"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// Phone numbers, emails and texts from every simulated record.

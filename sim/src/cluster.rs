@@ -33,9 +33,18 @@ impl ShutdownSignalWatch for StopWatch {
     }
 }
 
-fn free_port() -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    listener.local_addr()
+/// `n` free loopback addresses, all different: bound together, then released. Bound one after
+/// another, two could be the same port (about one pair in 7,000 on Linux), and two services
+/// of one Pingora server on one address share one fd that both close when the server stops:
+/// the second service's listener finds the first one's fd in the server's table of listening
+/// fds and owns it too (`pingora-core-0.9.1/src/listeners/l4.rs`, lines 362-372 and 229; see
+/// `callgate::server::gateway_server`). That double close aborts the process under debug
+/// assertions ("IO Safety violation: owned file descriptor already closed").
+fn free_addrs(n: usize) -> std::io::Result<Vec<SocketAddr>> {
+    let held = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    held.iter().map(TcpListener::local_addr).collect()
 }
 
 /// Ask `addr` which simulator it is; true when it is `sim`.
@@ -73,11 +82,7 @@ impl SimCluster {
     }
 
     fn try_start(sims: &[Arc<VendorSim>]) -> Option<SimCluster> {
-        let addrs: Vec<SocketAddr> = sims
-            .iter()
-            .map(|_| free_port())
-            .collect::<Result<_, _>>()
-            .ok()?;
+        let addrs = free_addrs(sims.len()).ok()?;
         let conf = ServerConf {
             threads: 2,
             grace_period_seconds: Some(0),

@@ -94,6 +94,8 @@ pub struct VendorSim {
     state: Mutex<VendorState>,
     faults: Mutex<Vec<Fault>>,
     journal: Mutex<Vec<RecordedRequest>>,
+    /// True while [`hold`](VendorSim::hold) keeps vendor requests waiting.
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 impl VendorSim {
@@ -112,6 +114,7 @@ impl VendorSim {
             state: Mutex::new(state),
             faults: Mutex::new(Vec::new()),
             journal: Mutex::new(Vec::new()),
+            held: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -154,6 +157,29 @@ impl VendorSim {
     /// Disarm every fault.
     pub fn clear_faults(&self) {
         self.faults.lock().clear();
+    }
+
+    /// Hold vendor requests: each is recorded on arrival, then waits until [`release`]. For a
+    /// test that needs a request in flight until it has seen something happen, where a fixed
+    /// latency would be a guess at how fast the machine is.
+    ///
+    /// [`release`]: VendorSim::release
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Let held and later vendor requests go on (to the latency and faults armed, if any).
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
+
+    /// Resolves when no [`hold`](VendorSim::hold) is in effect.
+    pub(crate) async fn released(&self) {
+        if !*self.held.borrow() {
+            return;
+        }
+        let mut held = self.held.subscribe();
+        let _ = held.wait_for(|held| !*held).await;
     }
 
     /// Every vendor request received so far (control endpoints are not recorded).

@@ -294,6 +294,7 @@ impl SimApp {
             headers: req.headers.clone(),
             body: String::from_utf8_lossy(&req.body).into_owned(),
         });
+        self.sim.released().await;
         let latency = self.sim.latency();
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;

@@ -5,6 +5,8 @@ mod common;
 
 use callgate_sim::{Fault, FaultAction, SimCluster, SimOptions, VendorKind};
 use common::{call, request, Conn, Outcome};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 fn arm(addr: std::net::SocketAddr, fault: &Fault) {
@@ -182,6 +184,7 @@ fn journal_records_vendor_requests_with_credentials() {
 
 #[test]
 fn option_latency_delays_vendor_answers_only() {
+    // A vendor answer waits the latency (a lower bound: a slow machine only adds to it).
     let c = SimCluster::start(SimOptions {
         calls_per_vendor: 5,
         latency: Duration::from_millis(200),
@@ -189,9 +192,38 @@ fn option_latency_delays_vendor_answers_only() {
     });
     let z = c.addr(VendorKind::Zudu);
     let t = Instant::now();
-    request(z, "GET", "/__sim/requests", &[], "");
-    assert!(t.elapsed() < Duration::from_millis(200));
-    let t = Instant::now();
     call(z, VendorKind::Zudu, "GET", "/api/calls", "");
     assert!(t.elapsed() >= Duration::from_millis(200));
+
+    // A control request does not: with a latency of a minute, it is answered while a vendor
+    // request sent before it still waits, and well within half the latency.
+    let c = SimCluster::start(SimOptions {
+        calls_per_vendor: 5,
+        latency: Duration::from_secs(60),
+        ..SimOptions::default()
+    });
+    let z = c.addr(VendorKind::Zudu);
+    let mut vendor = TcpStream::connect(z).unwrap();
+    vendor
+        .write_all(b"GET /api/calls HTTP/1.1\r\nHost: sim\r\n\r\n")
+        .unwrap();
+    // The journal records a vendor request on arrival, before its latency.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.sim(VendorKind::Zudu).requests().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the vendor request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let t = Instant::now();
+    let r = request(z, "GET", "/__sim/requests", &[], "");
+    assert_eq!(r.status, 200);
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    vendor.set_nonblocking(true).unwrap();
+    let unanswered = vendor.read(&mut [0u8; 1]);
+    assert!(
+        matches!(&unanswered, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the vendor request is still waiting: {unanswered:?}"
+    );
 }

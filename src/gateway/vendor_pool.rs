@@ -165,17 +165,43 @@ fn still_open(stream: &mut Stream) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
     use tokio::io::AsyncWriteExt;
     use tokio::net::{TcpListener, TcpStream};
 
     /// A connected pair: our side as a Pingora stream, and the vendor's side.
     async fn pair(listener: &TcpListener) -> (Stream, TcpStream) {
+        let (ours, theirs, _) = watched_pair(listener).await;
+        (ours, theirs)
+    }
+
+    /// [`pair`], plus a watch on our side: a duplicate of its descriptor (a descriptor of its
+    /// own, so closing either closes nothing of the other), to see what arrived without
+    /// reading it.
+    async fn watched_pair(listener: &TcpListener) -> (Stream, TcpStream, std::net::TcpStream) {
         let ours = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (theirs, _) = listener.accept().await.unwrap();
+        let watch = std::net::TcpStream::from(ours.as_fd().try_clone_to_owned().unwrap());
         let ours: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(ours));
-        (ours, theirs)
+        (ours, theirs, watch)
+    }
+
+    /// Waits (10 s at most) until the vendor's close or bytes have reached our side of the
+    /// connection, and tokio knows it.
+    async fn arrived(watch: &std::net::TcpStream) {
+        // In the kernel: a peek that does not block (the descriptor is non-blocking, as tokio
+        // set it) sees them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while watch.peek(&mut [0u8; 1]).is_err() {
+            assert!(Instant::now() < deadline, "nothing arrived from the vendor");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Known to tokio: a read of our side answers "pending" until tokio's reactor has polled
+        // epoll since, which this test's current-thread runtime does whenever the test waits.
+        // Once is enough, however short: the event is already there to be reported.
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 
     #[tokio::test]
@@ -183,7 +209,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let pool = IdlePool::default();
         let (a, vendor_a) = pair(&listener).await;
-        let (b, vendor_b) = pair(&listener).await;
+        let (b, vendor_b, b_watch) = watched_pair(&listener).await;
         let (a_fd, b_fd) = (a.id(), b.id());
         pool.put(7, a, None);
         pool.put(7, b, None);
@@ -192,7 +218,7 @@ mod tests {
 
         // The vendor closes the newest connection while it is idle: it is skipped and dropped.
         drop(vendor_b);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        arrived(&b_watch).await;
         let taken = pool.take(7).expect("the older, open connection");
         assert_eq!(taken.id(), a_fd, "not the closed one ({b_fd})");
         assert_eq!(pool.idle_count(7), 0);
@@ -203,10 +229,10 @@ mod tests {
     async fn a_connection_the_vendor_wrote_to_while_idle_is_not_reused() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let pool = IdlePool::default();
-        let (a, mut vendor) = pair(&listener).await;
+        let (a, mut vendor, a_watch) = watched_pair(&listener).await;
         pool.put(1, a, None);
         vendor.write_all(b"HTTP/1.1 408 \r\n\r\n").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        arrived(&a_watch).await;
         assert!(pool.take(1).is_none());
     }
 
@@ -218,6 +244,8 @@ mod tests {
         let (b, _vendor_b) = pair(&listener).await;
         let timeout = Some(Duration::from_millis(30));
         pool.put(1, a, timeout);
+        // Sleeps, not waits: a timeout must pass, and nothing shows it has. Each sleep outlasts
+        // the timeout; a slower machine only makes the connections staler, never fresher.
         tokio::time::sleep(Duration::from_millis(60)).await;
         pool.put(1, b, timeout);
         assert_eq!(pool.idle_count(1), 1, "the expired one was closed on put");
@@ -232,11 +260,14 @@ mod tests {
         let pool = IdlePool::with_sweep_every(Duration::ZERO);
         let (gone, _vendor_gone) = pair(&listener).await;
         let (live, _vendor_live) = pair(&listener).await;
-        let (closed, vendor_closed) = pair(&listener).await;
+        let (closed, vendor_closed, closed_watch) = watched_pair(&listener).await;
         pool.put(1, gone, Some(Duration::from_millis(30)));
         pool.put(3, closed, None);
         drop(vendor_closed);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        arrived(&closed_watch).await;
+        // A sleep for the 30 ms timeout to pass (nothing shows that it has); longer only makes
+        // `gone` staler.
+        tokio::time::sleep(Duration::from_millis(60)).await;
         pool.put(2, live, Some(Duration::from_secs(60)));
         assert_eq!(pool.idle_count(1), 0, "expired: swept");
         assert_eq!(pool.idle_count(3), 0, "closed by the vendor: swept");

@@ -10,6 +10,7 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 pub const KEY: &str = "test-key-0f3c9a";
 pub const OTHER_KEY: &str = "test-key-other-77";
@@ -175,6 +176,25 @@ pub fn load(text: &str) -> Runtime {
     config::load_str(text, "test.toml", root, &env).unwrap_or_else(|e| panic!("config: {e:?}"))
 }
 
+/// How long a test waits for something it expects to happen promptly (a server to listen, a
+/// reload to take effect, a log line to be written) before it fails. Generous: a slow or loaded
+/// machine must not fail a test; a test that waits this long has found a real problem.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `done` every 10 ms until it holds; panics, naming `what`, after [`PATIENCE`]. What a
+/// test waits on instead of sleeping a guessed time.
+#[track_caller]
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "waited {PATIENCE:?} for {what}, in vain"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub struct Harness {
     pub sims: SimCluster,
     pub gateway: RunningGateway,
@@ -185,6 +205,12 @@ pub struct Harness {
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// `N` different free loopback ports (for one server's listeners: two calls of [`free_port`]
+/// may return the same port).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    callgate::server::free_addrs::<N>().map(|a| a.port())
 }
 
 impl Harness {
@@ -201,6 +227,8 @@ impl Harness {
         captured_logs();
         let sims = SimCluster::start(opts);
         let text = config_text(&sims, free_port(), extra);
+        // Returns once both ports are served by this very gateway (each simulator was checked
+        // the same way by `SimCluster::start`), not by whatever else may listen there.
         let gateway = RunningGateway::start(load(&text));
         Harness { sims, gateway }
     }
@@ -221,25 +249,28 @@ impl Harness {
         )
     }
 
+    /// The admin listener's `/metrics` text now.
+    pub fn scrape(&self) -> String {
+        ureq::get(&format!("http://{}/metrics", self.gateway.admin_addr))
+            .call()
+            .expect("metrics")
+            .into_string()
+            .unwrap()
+    }
+
     /// The admin listener's `/metrics` text once no request is in flight. A request's series
     /// are recorded in Pingora's `logging` hook, which runs after its answer is sent: the client
     /// can see the answer before the series count it (seen on a loaded CI machine).
+    /// (After [`PATIENCE`] it answers the text as it is: a test may have a request in flight.)
     pub fn metrics(&self) -> String {
-        let scrape = || {
-            ureq::get(&format!("http://{}/metrics", self.gateway.admin_addr))
-                .call()
-                .expect("metrics")
-                .into_string()
-                .unwrap()
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = Instant::now() + PATIENCE;
         loop {
-            let text = scrape();
+            let text = self.scrape();
             let idle = text.lines().any(|l| l == "callgate_inflight_requests 0");
-            if idle || std::time::Instant::now() > deadline {
+            if idle || Instant::now() > deadline {
                 return text;
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
