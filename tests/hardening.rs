@@ -5,7 +5,7 @@
 mod common;
 
 use callgate_sim::VendorKind;
-use common::{Harness, KEY};
+use common::{wait_until, Harness, KEY};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
@@ -132,28 +132,25 @@ fn an_idempotency_key_that_is_not_ascii_is_refused_and_nothing_is_sent() {
 #[test]
 fn a_malformed_body_is_the_clients_400_logged_and_counted() {
     let h = Harness::start();
-    // Bad chunk framing: a size line that is not hex.
-    let r = raw(
-        &h,
-        &post_head("Transfer-Encoding: chunked\r\n"),
-        b"zz\r\n{}\r\n0\r\n\r\n",
-        false,
-    );
-    assert_eq!(r.status, 400, "{}", r.body);
-    let p = r.problem();
-    assert_eq!(
-        (p["code"].as_str(), p["errors"][0]["field"].as_str()),
-        (Some("invalid_request"), Some("body"))
-    );
-    // A body cut short: 100 bytes declared, 10 sent, then the client stops writing.
-    let r = raw(
-        &h,
-        &post_head("Content-Length: 100\r\n"),
-        b"{\"to\": \"+",
-        true,
-    );
-    assert_eq!(r.status, 400, "{}", r.body);
-    assert_eq!(r.problem()["errors"][0]["field"], "body");
+    let cases: [(&str, &[u8], bool); 2] = [
+        // Bad chunk framing: a size line that is not hex.
+        (
+            "Transfer-Encoding: chunked\r\n",
+            b"zz\r\n{}\r\n0\r\n\r\n",
+            false,
+        ),
+        // Cut short: 100 bytes declared, 10 sent, then the client stops writing.
+        ("Content-Length: 100\r\n", b"{\"to\": \"+", true),
+    ];
+    for (framing, body, cut) in cases {
+        let r = raw(&h, &post_head(framing), body, cut);
+        assert_eq!(r.status, 400, "{framing}: {}", r.body);
+        let p = r.problem();
+        assert_eq!(
+            (p["code"].as_str(), p["errors"][0]["field"].as_str()),
+            (Some("invalid_request"), Some("body"))
+        );
+    }
     let counted = h
         .metric(
             r#"callgate_requests_total{code="invalid_request",operation="other",provider="none"}"#,
@@ -161,18 +158,6 @@ fn a_malformed_body_is_the_clients_400_logged_and_counted() {
         .unwrap_or_default();
     assert!(counted >= 2.0, "counted {counted}");
     assert!(h.sim(VendorKind::Zudu).requests().is_empty());
-}
-
-/// Polls `f` every 50 ms until it is true; panics after a generous deadline.
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up waiting: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -201,6 +201,12 @@ pub(super) fn build(
     if cfg.server.threads == 0 {
         errs.add("server.threads", "must be at least 1");
     }
+    if cfg.server.listen == cfg.server.admin_listen {
+        errs.add(
+            "server.admin_listen",
+            "must differ from server.listen (one port cannot serve both)",
+        );
+    }
     // A config that serves nobody is never what was meant: most often a file still being
     // written, which a live reload must not act on (every client would get 401).
     if cfg.providers.is_empty() {
