@@ -135,8 +135,11 @@ impl ProxyHttp for CallgateProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = answer::request_id(header(session, "x-request-id"));
-        let limit = self.gateway.runtime().settings.max_body_bytes;
-        let body = read_body(session, limit).await;
+        let settings = &self.gateway.runtime().settings;
+        // An idle kept-alive connection is closed after this (Pingora waits forever otherwise);
+        // reading a broken body below turns keep-alive off for good.
+        session.set_keepalive(Some(settings.client_idle_timeout_s));
+        let body = read_body(session, settings.max_body_bytes).await;
         let req = session.req_header();
         let incoming = Incoming {
             method: req.method.as_str(),

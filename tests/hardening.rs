@@ -280,3 +280,36 @@ fn a_provider_at_its_in_flight_bound_is_refused_at_once() {
     // The slot came back.
     assert_eq!(get(url).0, 200);
 }
+
+#[test]
+fn an_idle_client_connection_is_closed_after_the_idle_timeout() {
+    use callgate::server::RunningGateway;
+    use callgate_sim::{SimCluster, SimOptions};
+    let sims = SimCluster::start(SimOptions::default());
+    let text = common::config_text(&sims, common::free_port(), "")
+        .replace("[server]\n", "[server]\nclient_idle_timeout_ms = 1000\n");
+    let gateway = RunningGateway::start(common::load(&text));
+    let mut s = TcpStream::connect(gateway.addr).unwrap();
+    let request = format!(
+        "GET /v1/providers HTTP/1.1\r\nHost: callgate\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).unwrap();
+    // The answer, then (kept alive) nothing until callgate closes the idle connection.
+    s.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    assert!(complete(&seen), "{}", String::from_utf8_lossy(&seen));
+    assert!(seen.starts_with(b"HTTP/1.1 200"));
+    assert!(
+        closed,
+        "the idle connection was still open after {:?}",
+        common::PATIENCE
+    );
+}

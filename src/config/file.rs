@@ -38,6 +38,8 @@ pub struct ServerSection {
     pub max_vendor_body_bytes: usize,
     /// Largest client request body, in bytes; over it: `413 payload_too_large`.
     pub max_body_bytes: usize,
+    /// How long a kept-alive client connection may sit idle between requests.
+    pub client_idle_timeout_ms: u64,
     /// Seconds a SIGTERM waits for in-flight requests before stopping.
     pub grace_period_seconds: u64,
     /// Unix socket through which `serve -u` takes the listening sockets over from the running
@@ -54,6 +56,7 @@ impl Default for ServerSection {
             adapters: "adapters".into(),
             max_vendor_body_bytes: 16 * 1024 * 1024,
             max_body_bytes: 64 * 1024,
+            client_idle_timeout_ms: 60_000,
             grace_period_seconds: 10,
             upgrade_sock: "/tmp/callgate_upgrade.sock".into(),
         }

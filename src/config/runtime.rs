@@ -44,6 +44,8 @@ pub struct Settings {
     pub threads: usize,
     pub max_vendor_body_bytes: usize,
     pub max_body_bytes: usize,
+    /// Idle time allowed between two requests on a client connection, in whole seconds (≥ 1).
+    pub client_idle_timeout_s: u64,
     pub idempotency_ttl: Duration,
     pub idempotency_max_entries: u64,
     pub idempotency_max_bytes: u64,
@@ -423,6 +425,7 @@ pub(super) fn build(
             threads: cfg.server.threads,
             max_vendor_body_bytes: cfg.server.max_vendor_body_bytes,
             max_body_bytes: cfg.server.max_body_bytes,
+            client_idle_timeout_s: cfg.server.client_idle_timeout_ms.div_ceil(1000).max(1),
             idempotency_ttl: Duration::from_secs(cfg.idempotency.ttl_seconds),
             idempotency_max_entries: cfg.idempotency.max_entries,
             idempotency_max_bytes: cfg.idempotency.max_bytes,
