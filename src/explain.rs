@@ -143,7 +143,8 @@ pub fn explain(rt: &Runtime, req: Request<'_>) -> Result<Explanation, Problem> {
 /// The tenant making the request: the owner of `key`, else the config's only tenant.
 fn tenant(rt: &Runtime, key: Option<&str>) -> Result<Arc<Tenant>, Problem> {
     if let Some(key) = key {
-        return auth::authenticate(rt, Some(&format!("Bearer {key}")));
+        let header = format!("Bearer {key}");
+        return auth::authenticate(rt, auth::Authorization::Value(header.as_bytes()));
     }
     let mut all = rt.tenants.values();
     match (all.next(), all.next()) {

@@ -7,6 +7,7 @@
 //! `logging` writes the one request log line and records the request's metrics.
 
 use crate::gateway::answer::{self, Outcome};
+use crate::gateway::auth::Authorization;
 use crate::gateway::{Body, Gateway, Incoming};
 use crate::metrics::RequestRecord;
 use async_trait::async_trait;
@@ -52,6 +53,16 @@ fn header<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
         .headers
         .get(name)
         .and_then(|v| v.to_str().ok())
+}
+
+/// The `Authorization` header as sent: absent, one value, or more than one.
+fn authorization(session: &Session) -> Authorization<'_> {
+    let mut values = session.req_header().headers.get_all("authorization").iter();
+    match (values.next(), values.next()) {
+        (None, _) => Authorization::Absent,
+        (Some(v), None) => Authorization::Value(v.as_bytes()),
+        (Some(_), Some(_)) => Authorization::Repeated,
+    }
 }
 
 /// `Cache-Control: no-cache` (or the HTTP/1.0 `Pragma: no-cache`) from the client.
@@ -145,7 +156,7 @@ impl ProxyHttp for CallgateProxy {
             method: req.method.as_str(),
             path: req.uri.path(),
             query: req.uri.query(),
-            authorization: header(session, "authorization"),
+            authorization: authorization(session),
             request_id: &ctx.request_id,
             no_cache: wants_fresh(session),
             body: body.as_body(),

@@ -313,3 +313,19 @@ fn an_idle_client_connection_is_closed_after_the_idle_timeout() {
         common::PATIENCE
     );
 }
+
+#[test]
+fn two_authorization_headers_are_a_400() {
+    let h = Harness::start();
+    let head = format!(
+        "GET /v1/providers HTTP/1.1\r\nHost: callgate\r\nAuthorization: Bearer {KEY}\r\n\
+         Authorization: Bearer someone-else\r\nConnection: close\r\n\r\n"
+    );
+    let r = raw(&h, head.as_bytes(), b"", false);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let p = r.problem();
+    assert_eq!(
+        (p["code"].as_str(), p["errors"][0]["field"].as_str()),
+        (Some("invalid_request"), Some("Authorization"))
+    );
+}

@@ -4,12 +4,35 @@ use crate::canonical::{ErrorCode, Problem};
 use crate::config::{Runtime, Tenant};
 use std::sync::Arc;
 
-pub fn authenticate(rt: &Runtime, authorization: Option<&str>) -> Result<Arc<Tenant>, Problem> {
-    let Some(header) = authorization else {
-        return Err(Problem::new(
-            ErrorCode::Unauthorized,
-            "send the gateway key as Authorization: Bearer <key>",
-        ));
+/// The request's `Authorization` header, as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorization<'a> {
+    Absent,
+    Value(&'a [u8]),
+    /// More than one `Authorization` header: which one counts would be a guess.
+    Repeated,
+}
+
+pub fn authenticate(
+    rt: &Runtime,
+    authorization: Authorization<'_>,
+) -> Result<Arc<Tenant>, Problem> {
+    let header = match authorization {
+        Authorization::Absent => {
+            return Err(Problem::new(
+                ErrorCode::Unauthorized,
+                "send the gateway key as Authorization: Bearer <key>",
+            ))
+        }
+        Authorization::Repeated => {
+            return Err(Problem::field(
+                ErrorCode::InvalidRequest,
+                "Authorization",
+                "send the gateway key in one Authorization header, not several",
+            ))
+        }
+        // A value that is not text cannot be a key.
+        Authorization::Value(v) => std::str::from_utf8(v).unwrap_or_default(),
     };
     let key = header
         .strip_prefix("Bearer ")

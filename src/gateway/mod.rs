@@ -57,7 +57,7 @@ pub struct Incoming<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub query: Option<&'a str>,
-    pub authorization: Option<&'a str>,
+    pub authorization: auth::Authorization<'a>,
     pub request_id: &'a str,
     /// The client sent `Cache-Control: no-cache`: answer fresh (and refresh the cache).
     pub no_cache: bool,

@@ -1,5 +1,6 @@
 //! The gateway without a network: requests that never reach a vendor.
 
+use super::auth::Authorization;
 use super::{Gateway, Incoming};
 use crate::config::Runtime;
 use std::path::Path;
@@ -22,7 +23,7 @@ fn providers() -> Incoming<'static> {
         method: "GET",
         path: "/v1/providers",
         query: None,
-        authorization: Some("Bearer a-secret"),
+        authorization: Authorization::Value(b"Bearer a-secret"),
         request_id: "r",
         no_cache: false,
         body: super::Body::None,
@@ -72,7 +73,7 @@ async fn the_record_is_assembled_from_what_each_stage_saw() {
     let a = gateway
         .handle(Incoming {
             path: "/elsewhere",
-            authorization: None,
+            authorization: Authorization::Absent,
             ..providers()
         })
         .await;
@@ -89,7 +90,7 @@ fn the_request_future_stays_small() {
     let gateway = Gateway::new(rt);
     let incoming = Incoming {
         path: "/v1/calls/x",
-        authorization: None,
+        authorization: Authorization::Absent,
         ..providers()
     };
     let future = gateway.handle(incoming);
