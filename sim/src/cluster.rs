@@ -2,7 +2,7 @@
 //! started synchronously (ready when every port answers its own health probe), stopped with a
 //! fast shutdown when the `SimCluster` is dropped. Several clusters may live in one process.
 
-use crate::server::listening_service;
+use crate::server::{listening_service, tls_listening_service};
 use crate::{SimOptions, VendorKind, VendorSim};
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
@@ -74,14 +74,14 @@ impl SimCluster {
             .map(|k| VendorSim::new(*k, &opts))
             .collect();
         for _attempt in 0..8 {
-            if let Some(cluster) = Self::try_start(&sims) {
+            if let Some(cluster) = Self::try_start(&sims, opts.tls.as_ref()) {
                 return cluster;
             }
         }
         panic!("SimCluster: could not bind the simulators to loopback ports");
     }
 
-    fn try_start(sims: &[Arc<VendorSim>]) -> Option<SimCluster> {
+    fn try_start(sims: &[Arc<VendorSim>], tls: Option<&crate::TlsFiles>) -> Option<SimCluster> {
         let addrs = free_addrs(sims.len()).ok()?;
         let conf = ServerConf {
             threads: 2,
@@ -91,7 +91,16 @@ impl SimCluster {
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
         for (sim, addr) in sims.iter().zip(&addrs) {
-            server.add_service(listening_service(sim.clone(), &addr.to_string()));
+            let addr = addr.to_string();
+            match tls {
+                None => {
+                    server.add_service(listening_service(sim.clone(), &addr));
+                }
+                Some(files) => {
+                    let service = tls_listening_service(sim.clone(), &addr, files);
+                    server.add_service(service.expect("the simulators' certificate and key"));
+                }
+            }
         }
         let (tx, rx) = watch::channel(false);
         let thread = std::thread::Builder::new()
@@ -115,7 +124,13 @@ impl SimCluster {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut pending: Vec<usize> = (0..sims.len()).collect();
         while !pending.is_empty() {
-            pending.retain(|i| !probe(addrs[*i], &sims[*i]));
+            // Over TLS the plain-HTTP probe cannot ask; a listener that accepts is taken as up.
+            pending.retain(|i| match tls {
+                None => !probe(addrs[*i], &sims[*i]),
+                Some(_) => {
+                    TcpStream::connect_timeout(&addrs[*i], Duration::from_millis(200)).is_err()
+                }
+            });
             if pending.is_empty() {
                 break;
             }

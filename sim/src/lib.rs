@@ -22,7 +22,7 @@ use std::time::Duration;
 
 pub use cluster::SimCluster;
 pub use faults::{Fault, FaultAction};
-pub use server::{listening_service, RecordedRequest, SimApp};
+pub use server::{listening_service, tls_listening_service, RecordedRequest, SimApp};
 
 /// The three vendor API families.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,6 +55,16 @@ pub struct SimOptions {
     pub calls_per_vendor: usize,
     /// Delay added before every vendor answer (control endpoints are not delayed).
     pub latency: Duration,
+    /// Serve HTTPS with this certificate chain and key (PEM files) instead of plain HTTP, as
+    /// every real vendor does; for the TLS tests.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A server certificate chain and its private key, as PEM files.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl Default for SimOptions {
@@ -63,6 +73,7 @@ impl Default for SimOptions {
             seed: 42,
             calls_per_vendor: 300,
             latency: Duration::ZERO,
+            tls: None,
         }
     }
 }

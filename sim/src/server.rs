@@ -161,6 +161,20 @@ pub fn listening_service(sim: Arc<VendorSim>, addr: &str) -> Service<SimApp> {
     service
 }
 
+/// The same over HTTPS, with the certificate chain and key of `files`.
+pub fn tls_listening_service(
+    sim: Arc<VendorSim>,
+    addr: &str,
+    files: &crate::TlsFiles,
+) -> pingora::Result<Service<SimApp>> {
+    let name = format!("{} simulator (TLS)", sim.kind().name());
+    let mut service = Service::new(name, SimApp::new(sim));
+    let (cert, key) = (files.cert.to_string_lossy(), files.key.to_string_lossy());
+    service.add_tls(addr, &cert, &key)?;
+    service.threads = Some(2);
+    Ok(service)
+}
+
 /// What to do with the connection after the request was handled.
 enum Outcome {
     /// Write this response and keep the connection if the client allows it.

@@ -29,6 +29,7 @@ impl SimArgs {
             seed: self.seed,
             calls_per_vendor: self.calls,
             latency: Duration::from_millis(self.latency_ms),
+            tls: None,
         }
     }
 

@@ -158,6 +158,10 @@ pub struct ProviderSection {
     /// Agent ids of this account, listed by `/v1/providers`.
     #[serde(default)]
     pub agents: Vec<String>,
+    /// PEM file of the certificate authorities this provider's certificate must chain to,
+    /// instead of the system's (a vendor behind a private CA).
+    #[serde(default)]
+    pub ca_file: Option<String>,
     /// Requests in flight to this provider at most; over it: `503 provider_unavailable`.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: u32,

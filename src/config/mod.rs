@@ -6,6 +6,7 @@
 
 mod file;
 mod runtime;
+mod tls;
 
 pub use file::{ConfigFile, DefaultRoute};
 pub use runtime::{CacheSettings, Provider, Runtime, Secret, Settings, Tenant, Upstream};

@@ -275,7 +275,7 @@ pub(super) fn build(
                 );
             }
         }
-        let upstream = match upstream(
+        let mut upstream = match upstream(
             resolve,
             &p.base_url,
             Duration::from_millis(p.connect_timeout_ms),
@@ -287,6 +287,12 @@ pub(super) fn build(
                 continue;
             }
         };
+        if let Some(file) = &p.ca_file {
+            match super::tls::ca_certificates(Path::new(file)) {
+                Ok(cas) => upstream.peer.options.ca = Some(Arc::from(cas)),
+                Err(reason) => errs.add(format!("{key}.ca_file"), reason),
+            }
+        }
         if p.timeout_ms == 0 || p.connect_timeout_ms == 0 {
             errs.add(&key, "timeout_ms and connect_timeout_ms must be above 0");
         }

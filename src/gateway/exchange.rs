@@ -31,6 +31,9 @@ pub struct VendorAnswer {
 pub enum ExchangeError {
     /// No connection could be made: the request never reached the vendor.
     Connect(String),
+    /// The vendor's TLS certificate was refused (untrusted, expired, for another host) or the
+    /// handshake failed: nothing was sent.
+    Tls(String),
     /// The vendor did not answer in time.
     Timeout,
     /// The connection broke or the answer was not valid HTTP.
@@ -44,6 +47,7 @@ impl ExchangeError {
     pub fn kind(&self) -> &'static str {
         match self {
             ExchangeError::Connect(_) => "connect",
+            ExchangeError::Tls(_) => "tls",
             ExchangeError::Timeout => "timeout",
             ExchangeError::Broken(_) => "broken",
             ExchangeError::TooLarge => "too_large",
@@ -56,6 +60,12 @@ impl ExchangeError {
             ExchangeError::Connect(why) => Problem::new(
                 ErrorCode::ProviderUnavailable,
                 format!("could not connect to provider {name:?} ({why})"),
+            ),
+            ExchangeError::Tls(why) => Problem::new(
+                ErrorCode::ProviderUnavailable,
+                format!(
+                    "the TLS handshake with provider {name:?} failed: its certificate is not trusted, has expired, or names another host ({why}); see the provider's ca_file"
+                ),
             ),
             ExchangeError::Timeout => Problem::new(
                 ErrorCode::ProviderTimeout,
@@ -115,22 +125,23 @@ impl VendorClient {
                 true,
             ),
             None => self.connector.get_http_session(peer).await.map_err(|e| {
-                let reached = if e.etype() == &ErrorType::ConnectTimedout {
-                    Reached::ConnectTimedOut
-                } else {
-                    Reached::Never
-                };
-                (classify(&e, true), reached)
+                // A refused connection may take a second try; a timeout or a certificate not.
+                let again = e.etype() != &ErrorType::ConnectTimedout;
+                let e = classify(&e, true);
+                let again = again && matches!(e, ExchangeError::Connect(_));
+                (e, Reached::Never { again })
             })?,
         };
         let header = request_header(provider, req, request_id)
-            .map_err(|e| (classify(&e, false), Reached::Never))?;
+            .map_err(|e| (classify(&e, false), Reached::Never { again: false }))?;
         // Before any answer, a reused connection the vendor had closed is stale (a timeout is
         // not: the vendor may be working on the request).
         let before_answer = |e: Box<Error>| {
             let e = classify(&e, false);
             let reached = match e {
-                ExchangeError::Connect(_) => Reached::Never,
+                ExchangeError::Connect(_) | ExchangeError::Tls(_) => {
+                    Reached::Never { again: false }
+                }
                 ExchangeError::Timeout => Reached::Maybe,
                 _ if reused => Reached::StaleConnection,
                 _ => Reached::Maybe,
@@ -252,10 +263,13 @@ fn request_header(
 fn classify(e: &Error, connecting: bool) -> ExchangeError {
     use ErrorType::*;
     match e.etype() {
-        ConnectTimedout | ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure
-        | TLSHandshakeTimedout | InvalidCert | HandshakeError | SocketError | BindError => {
-            ExchangeError::Connect(e.etype().as_str().to_string())
+        TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert | HandshakeError => {
+            // The rustls reason (e.g. "invalid peer certificate: UnknownIssuer") is in the context.
+            let why = e.context.as_ref().map(|c| c.as_str().to_string());
+            ExchangeError::Tls(why.unwrap_or_else(|| e.etype().as_str().to_string()))
         }
+        ConnectTimedout | ConnectRefused | ConnectNoRoute | ConnectError | SocketError
+        | BindError => ExchangeError::Connect(e.etype().as_str().to_string()),
         ReadTimedout | WriteTimedout => ExchangeError::Timeout,
         _ if connecting => ExchangeError::Connect(e.etype().as_str().to_string()),
         other => ExchangeError::Broken(other.as_str().to_string()),

@@ -25,10 +25,10 @@ pub enum Resend {
 /// How far a failed attempt got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reached {
-    /// No connection was made: the request never left.
-    Never,
-    /// Connecting timed out: the request never left, and trying again would wait as long.
-    ConnectTimedOut,
+    /// No connection was made: the request never left. `again`: a second try may succeed (a
+    /// refused connection); not after a connect timeout (it would wait as long again) or a
+    /// certificate the vendor will present again.
+    Never { again: bool },
     /// A reused idle connection failed before any answer arrived.
     StaleConnection,
     /// The request may have arrived.
@@ -39,8 +39,7 @@ impl Resend {
     /// May an attempt that failed this far be sent again?
     pub fn allows(self, reached: Reached) -> bool {
         match reached {
-            Reached::Never => true,
-            Reached::ConnectTimedOut => false,
+            Reached::Never { again } => again,
             Reached::StaleConnection => self == Resend::Read,
             Reached::Maybe => false,
         }
@@ -100,7 +99,10 @@ mod tests {
 
     #[tokio::test]
     async fn reads_are_resent_unless_they_may_have_arrived() {
-        assert_eq!(attempts(Resend::Read, Reached::Never).await, (Ok(7), 2));
+        assert_eq!(
+            attempts(Resend::Read, Reached::Never { again: true }).await,
+            (Ok(7), 2)
+        );
         assert_eq!(
             attempts(Resend::Read, Reached::StaleConnection).await,
             (Ok(7), 2)
@@ -114,7 +116,10 @@ mod tests {
     #[tokio::test]
     async fn writes_are_resent_only_when_they_never_left() {
         let w = Resend::WriteNeverSent;
-        assert_eq!(attempts(w, Reached::Never).await, (Ok(7), 2));
+        assert_eq!(
+            attempts(w, Reached::Never { again: true }).await,
+            (Ok(7), 2)
+        );
         assert_eq!(
             attempts(w, Reached::StaleConnection).await,
             (Err("failed"), 1)
@@ -123,10 +128,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_connect_that_timed_out_is_not_tried_again() {
+    async fn a_connect_that_timed_out_or_a_bad_certificate_is_not_tried_again() {
         for resend in [Resend::Read, Resend::WriteNeverSent] {
             assert_eq!(
-                attempts(resend, Reached::ConnectTimedOut).await,
+                attempts(resend, Reached::Never { again: false }).await,
                 (Err("failed"), 1)
             );
         }
@@ -141,7 +146,7 @@ mod tests {
             || "t",
             || async {
                 n.fetch_add(1, Ordering::SeqCst);
-                Err(("refused", Reached::Never))
+                Err(("refused", Reached::Never { again: true }))
             },
         )
         .await;
@@ -158,7 +163,7 @@ mod tests {
             || "timeout",
             || async {
                 tokio::time::sleep(Duration::from_millis(150)).await;
-                Err(("refused", Reached::Never))
+                Err(("refused", Reached::Never { again: true }))
             },
         )
         .await;
