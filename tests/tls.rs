@@ -86,7 +86,10 @@ fn list(gateway: &RunningGateway) -> (u16, serde_json::Value) {
     };
     let status = resp.status();
     let text = resp.into_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
 }
 
 fn tls_errors(gateway: &RunningGateway) -> f64 {
@@ -182,9 +185,8 @@ fn a_ca_file_that_is_not_certificates_is_a_config_error() {
         junk.display().to_string()
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let errors = callgate::config::load_str(&text, "t.toml", root, &common::env)
-        .err()
-        .expect("refused");
+    let errors =
+        callgate::config::load_str(&text, "t.toml", root, &common::env).expect_err("refused");
     assert!(
         errors
             .iter()

@@ -421,7 +421,10 @@ fn same_seed_same_records() {
         let a = serde_json::to_string(&VendorSim::new(kind, &opts).records()).unwrap();
         let b = serde_json::to_string(&VendorSim::new(kind, &opts).records()).unwrap();
         assert_eq!(a, b, "{kind:?}");
-        let other = SimOptions { seed: 8, ..opts };
+        let other = SimOptions {
+            seed: 8,
+            ..opts.clone()
+        };
         let c = serde_json::to_string(&VendorSim::new(kind, &other).records()).unwrap();
         assert_ne!(a, c, "{kind:?}");
         assert_eq!(VendorSim::new(kind, &opts).records().len(), 50);

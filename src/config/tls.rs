@@ -47,12 +47,10 @@ mod tests {
         for (name, text, want) in cases {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
-            let e = ca_certificates(&path).err().expect("refused");
+            let e = ca_certificates(&path).expect_err("refused");
             assert!(e.contains(want), "{name}: {e}");
         }
-        let e = ca_certificates(&dir.path().join("missing.pem"))
-            .err()
-            .expect("refused");
+        let e = ca_certificates(&dir.path().join("missing.pem")).expect_err("refused");
         assert!(e.contains("cannot read"), "{e}");
     }
 }
