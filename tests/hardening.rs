@@ -329,3 +329,40 @@ fn two_authorization_headers_are_a_400() {
         (Some("invalid_request"), Some("Authorization"))
     );
 }
+
+#[test]
+fn abusive_clients_do_not_stop_normal_requests() {
+    let h = Harness::start();
+    let pipelined = format!(
+        "GET /v1/providers HTTP/1.1\r\nHost: callgate\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+    )
+    .repeat(50);
+    let mut held = Vec::new();
+    for i in 0..240 {
+        let mut s = TcpStream::connect(h.gateway.addr).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = match i % 4 {
+            // Connects and says nothing.
+            0 => Ok(()),
+            // Slowloris: a request whose headers never end.
+            1 => s.write_all(b"GET /v1/providers HTTP/1.1\r\nHost: callgate\r\nX-Slow: a"),
+            // Sends 50 requests and never reads an answer.
+            2 => s.write_all(pipelined.as_bytes()),
+            // A header flood: one header of 256 KB, unfinished.
+            _ => s.write_all(
+                &[
+                    b"GET / HTTP/1.1\r\nX-Flood: ".as_slice(),
+                    &[b'a'; 256 * 1024],
+                ]
+                .concat(),
+            ),
+        };
+        held.push(s);
+    }
+    // Normal clients are answered meanwhile, each on a new connection.
+    for _ in 0..20 {
+        assert_eq!(h.get("/v1/providers").status, 200);
+    }
+    drop(held);
+    assert_eq!(h.get("/v1/providers").status, 200);
+}
