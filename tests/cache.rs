@@ -337,3 +337,36 @@ fn caching_can_be_turned_off() {
         );
     }
 }
+
+#[test]
+fn a_finished_call_is_answered_stale_when_the_vendor_fails_by_default() {
+    // stale_if_error_ms is off (its default); finished calls keep an hour of their own.
+    let h = Harness::start_configured(SimOptions::default(), "[cache]\nfinished_call_ttl_ms = 1\n");
+    let page = h.get("/v1/calls?provider=zudu&limit=50").json();
+    let finished = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "completed")
+        .expect("a completed call in the simulator's data");
+    let url = format!("/v1/calls/{}", finished["id"].as_str().unwrap());
+    let first = h.get(&url);
+    assert_eq!(first.status, 200);
+    // The 1 ms freshness must pass; nothing observable shows it has, so a short sleep.
+    std::thread::sleep(Duration::from_millis(20));
+    h.sim(VendorKind::Zudu).add_fault(Fault {
+        action: FaultAction::Status {
+            status: 503,
+            body: "down".into(),
+            headers: vec![],
+        },
+        ..Default::default()
+    });
+    let r = h.get(&url);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.cache_status.as_deref(),
+        Some("callgate; hit; detail=stale")
+    );
+    assert_eq!(r.text, first.text);
+}

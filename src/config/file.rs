@@ -97,6 +97,8 @@ pub struct CacheSection {
     pub finished_call_ttl_ms: u64,
     /// How long past its freshness an entry may still answer when the vendor fails; 0 = never.
     pub stale_if_error_ms: u64,
+    /// The same for a finished call (it no longer changes), whatever `stale_if_error_ms` says.
+    pub stale_if_error_finished_ms: u64,
 }
 
 impl Default for CacheSection {
@@ -108,6 +110,7 @@ impl Default for CacheSection {
             live_call_ttl_ms: 1_000,
             finished_call_ttl_ms: 300_000,
             stale_if_error_ms: 0,
+            stale_if_error_finished_ms: 3_600_000,
         }
     }
 }

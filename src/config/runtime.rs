@@ -63,6 +63,7 @@ pub struct CacheSettings {
     pub live_call_ttl: Duration,
     pub finished_call_ttl: Duration,
     pub stale_if_error: Duration,
+    pub stale_if_error_finished: Duration,
 }
 
 /// Where a provider's requests go.
@@ -444,6 +445,9 @@ pub(super) fn build(
                 live_call_ttl: Duration::from_millis(cfg.cache.live_call_ttl_ms),
                 finished_call_ttl: Duration::from_millis(cfg.cache.finished_call_ttl_ms),
                 stale_if_error: Duration::from_millis(cfg.cache.stale_if_error_ms),
+                stale_if_error_finished: Duration::from_millis(
+                    cfg.cache.stale_if_error_finished_ms,
+                ),
             },
         },
         adapters,

@@ -106,6 +106,8 @@ pub struct Freshness {
     pub finished: Duration,
     /// A page of finished calls.
     pub page: Duration,
+    /// How long a finished call may answer past its freshness when the vendor fails.
+    pub finished_stale: Duration,
 }
 
 impl Freshness {
@@ -114,6 +116,16 @@ impl Freshness {
             live: settings.live_call_ttl,
             finished: settings.finished_call_ttl,
             page: settings.list_ttl,
+            finished_stale: settings.stale_if_error_finished,
+        }
+    }
+
+    /// The stale window a call earns of its own: a finished one no longer changes.
+    pub fn stale_for_call(&self, live: bool) -> Duration {
+        if live {
+            Duration::ZERO
+        } else {
+            self.finished_stale
         }
     }
 

@@ -95,8 +95,12 @@ fn a_page_is_fresh_for_the_list_ttl_or_less_while_a_call_in_it_is_live() {
         live: Duration::from_secs(2),
         finished: Duration::from_secs(300),
         page: Duration::from_secs(10),
+        finished_stale: Duration::from_secs(3600),
     };
     assert_eq!(f.for_page(false), Duration::from_secs(10));
+    // A finished call earns a stale window of its own; a live one none.
+    assert_eq!(f.stale_for_call(false), Duration::from_secs(3600));
+    assert_eq!(f.stale_for_call(true), Duration::ZERO);
     assert_eq!(f.for_page(true), Duration::from_secs(2));
     let short = Freshness {
         page: Duration::from_secs(1),

@@ -79,6 +79,7 @@ fn call_answer(
     Ok(Fetched {
         body: encode(&call)?,
         ttl: plan.cache.freshness.for_call(call.status.is_live()),
+        stale: plan.cache.freshness.stale_for_call(call.status.is_live()),
         kind: EntryKind::Get,
         provider: provider.name.clone(),
         call_id: Some(plan.call_id.clone()),
@@ -133,6 +134,7 @@ fn page_answer(
     Ok(Fetched {
         body: encode(&body)?,
         ttl: plan.cache.freshness.for_page(live),
+        stale: std::time::Duration::ZERO,
         kind: EntryKind::List,
         provider: provider.name.clone(),
         call_id: None,

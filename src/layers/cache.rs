@@ -59,6 +59,9 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// How long it stays fresh; zero: do not keep it.
     pub ttl: Duration,
+    /// How long past its freshness it may still answer when the vendor fails, at least (the
+    /// policy's `stale_if_error` applies when longer).
+    pub stale: Duration,
     pub kind: EntryKind,
     pub provider: String,
     pub call_id: Option<String>,
@@ -293,7 +296,7 @@ fn entry(f: Fetched, stale: Duration) -> Arc<Entry> {
     let keep_for = if f.ttl.is_zero() {
         Duration::ZERO
     } else {
-        f.ttl + stale
+        f.ttl + stale.max(f.stale)
     };
     Arc::new(Entry {
         body: kept(f.body),
@@ -342,6 +345,7 @@ mod tests {
         Fetched {
             body: body.as_bytes().to_vec(),
             ttl: Duration::from_millis(ttl_ms),
+            stale: Duration::ZERO,
             kind: EntryKind::Get,
             provider: "p".into(),
             call_id: Some("p:1".into()),
@@ -444,6 +448,31 @@ mod tests {
             "a client-side answer is not covered by stale-if-error"
         );
         assert_eq!(o, CacheOutcome::MISS);
+    }
+
+    #[tokio::test]
+    async fn an_entry_may_carry_its_own_stale_window() {
+        // A finished call keeps a stale window of its own while the policy has none.
+        let c = MemoryCache::new(1 << 20);
+        let k = CacheKey("k".into());
+        let _ = c
+            .serve_with(&policy(0), k.clone(), false, || async {
+                Ok(Fetched {
+                    stale: Duration::from_secs(600),
+                    ..fetched("old", 1)
+                })
+            })
+            .await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (r, o) = c
+            .serve_with(&policy(0), k, false, || async {
+                Err(Problem::new(ErrorCode::ProviderError, "down"))
+            })
+            .await;
+        assert_eq!(
+            (r.unwrap(), o),
+            (Bytes::from_static(b"old"), CacheOutcome::STALE)
+        );
     }
 
     #[tokio::test]
