@@ -366,3 +366,50 @@ fn abusive_clients_do_not_stop_normal_requests() {
     drop(held);
     assert_eq!(h.get("/v1/providers").status, 200);
 }
+
+#[test]
+fn a_create_the_split_sent_to_a_refusing_provider_fails_over_and_says_so() {
+    use callgate::server::RunningGateway;
+    use callgate_sim::{SimCluster, SimOptions};
+    let sims = SimCluster::start(SimOptions::default());
+    let text = format!(
+        "[server]\nthreads = 2\nadapters = \"adapters\"\n\
+         [providers.zudu]\nvendor = \"zudu\"\nbase_url = \"http://{z}\"\n\
+         credentials = {{ api_key = {{ env = \"Z_KEY\" }}, api_secret = {{ env = \"Z_SECRET\" }} }}\n\
+         [providers.dead]\nvendor = \"zudu\"\nbase_url = \"http://127.0.0.1:{dead}\"\n\
+         credentials = {{ api_key = {{ env = \"Z_KEY\" }}, api_secret = {{ env = \"Z_SECRET\" }} }}\n\
+         [tenants.main]\nkeys = [{{ env = \"KEY\" }}]\nproviders = [\"zudu\", \"dead\"]\n\
+         default = {{ dead = 99, zudu = 1 }}\n",
+        z = sims.addr(VendorKind::Zudu),
+        dead = common::free_port(),
+    );
+    let gateway = RunningGateway::start(common::load(&text));
+    let body = r#"{"agentId": "agent-9", "to": "+15550102222", "from": "+15550103333"}"#;
+    let mut failed_over = 0;
+    for i in 0..10 {
+        let r = ureq::post(&format!("http://{}/v1/calls", gateway.addr))
+            .set("Authorization", &format!("Bearer {KEY}"))
+            .set("Content-Type", "application/json")
+            .set("Idempotency-Key", &format!("failover-{i}"))
+            .send_string(body)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status(), 201);
+        if let Some(from) = r.header("callgate-failover") {
+            assert_eq!(from, "dead");
+            failed_over += 1;
+        }
+        let call: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+        assert!(call["id"].as_str().unwrap().starts_with("zudu:"), "{call}");
+    }
+    assert!(
+        failed_over >= 5,
+        "only {failed_over} of 10 went to dead first"
+    );
+    let posts = sims
+        .sim(VendorKind::Zudu)
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 10, "each create placed once");
+}

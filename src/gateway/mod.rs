@@ -219,7 +219,7 @@ impl Gateway {
             idempotency_key: req.idempotency_key,
             request_id: req.request_id,
         };
-        let planned = match plan::plan(rt, tenant, &request) {
+        let mut planned = match plan::plan(rt, tenant, &request) {
             Ok(p) => p,
             Err(refused) => {
                 let seen = Seen {
@@ -229,17 +229,32 @@ impl Gateway {
                 return seen.finish(Err(refused.problem));
             }
         };
-        let cx = Exchange {
-            request_id: req.request_id,
-            max_body: rt.settings.max_vendor_body_bytes,
-            resend: planned.resend,
-            operation: planned.operation,
-        };
-        let seen = Seen {
-            provider: Some(planned.provider.name.clone()),
-            ..seen
-        };
-        self.execute(&planned, cx, req.no_cache, seen).await
+        // A create a split routed to a provider that refused it with nothing sent (open
+        // circuit, bound reached, no connection) goes to the split's next provider.
+        let mut tried: Vec<String> = Vec::new();
+        loop {
+            let cx = Exchange {
+                request_id: req.request_id,
+                max_body: rt.settings.max_vendor_body_bytes,
+                resend: planned.resend,
+                operation: planned.operation,
+            };
+            let seen = Seen {
+                provider: Some(planned.provider.name.clone()),
+                ..seen.clone()
+            };
+            let mut served = self.execute(&planned, cx, req.no_cache, seen).await;
+            if !served.refused_unsent() {
+                served.failed_over_from(&tried);
+                return served;
+            }
+            tried.push(planned.provider.name.clone());
+            match plan::failover(rt, tenant, &request, &planned, &tried) {
+                Some(Ok(next)) => planned = next,
+                // Nowhere else to go: the refusal stands.
+                _ => return served,
+            }
+        }
     }
 
     /// Runs a plan through the stack below planning: cache or idempotency, then the vendor side.
@@ -291,7 +306,7 @@ fn openapi() -> Answer {
 }
 
 /// What the stages of a request returned on the way (for its record).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Seen {
     tenant: Option<String>,
     operation: Option<Operation>,
@@ -313,6 +328,19 @@ impl Seen {
 }
 
 impl Served {
+    /// A `provider_unavailable` answer: the provider refused before anything was sent.
+    fn refused_unsent(&self) -> bool {
+        matches!(&self.result, Ok(a) if a.code == Some(ErrorCode::ProviderUnavailable))
+    }
+
+    /// Says in the answer which providers refused before the one that answered
+    /// (`Callgate-Failover: <provider>[, <provider>]`).
+    fn failed_over_from(&mut self, tried: &[String]) {
+        if let (Ok(answer), false) = (&mut self.result, tried.is_empty()) {
+            answer.headers.push(("Callgate-Failover", tried.join(", ")));
+        }
+    }
+
     /// The answer, with the request's record assembled — here, once.
     fn into_answer(self, request_id: &str) -> Answer {
         let seen = self.seen;

@@ -312,9 +312,47 @@ fn create(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planne
         &create.agent_id,
         key,
     )?;
+    create_at(tenant, req, &create, provider, rule)
+}
+
+/// Plans a create that `failed` planned once more, on the split's next provider, after the
+/// providers `tried` refused it with nothing sent (open circuit, bound reached, no connection).
+/// `None`: not a create of a split, or no provider left.
+pub fn failover(
+    rt: &Runtime,
+    tenant: &Tenant,
+    req: &CallRequest<'_>,
+    failed: &Planned,
+    tried: &[String],
+) -> Option<Result<Planned, Refused>> {
+    if failed.operation != Operation::CreateCall {
+        return None;
+    }
+    let provider = match route::failover_for_create(rt, tenant, &failed.rule, tried)? {
+        Ok(p) => p,
+        Err(problem) => return Some(Err(problem.into())),
+    };
+    let rule = Rule::Failover {
+        from: failed.provider.name.clone(),
+    };
+    let planned = CreateCall::parse(req.body)
+        .map_err(Refused::from)
+        .and_then(|create| create_at(tenant, req, &create, provider, rule));
+    Some(planned)
+}
+
+/// Plans a create on a chosen provider.
+fn create_at(
+    tenant: &Tenant,
+    req: &CallRequest<'_>,
+    create: &CreateCall,
+    provider: Arc<Provider>,
+    rule: Rule,
+) -> Result<Planned, Refused> {
+    let key = idempotency_key(req)?;
     let (request, mut params) = provider
         .adapter
-        .plan_create(&create, key)
+        .plan_create(create, key)
         .map_err(at(&provider))?;
     params.push(("request_id".into(), req.request_id.to_string()));
     let idempotency = idempotency(tenant, req, key);

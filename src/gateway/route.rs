@@ -154,6 +154,8 @@ pub enum Rule {
     CallId,
     /// A list cursor names the provider and the position of the walk.
     Cursor { offset: u64 },
+    /// The split's next provider, after `from` refused the create with nothing sent.
+    Failover { from: String },
 }
 
 impl Rule {
@@ -175,6 +177,9 @@ impl Rule {
             Rule::CallId => format!("call id names provider {provider}"),
             Rule::Cursor { offset } => {
                 format!("cursor names provider {provider} (offset {offset})")
+            }
+            Rule::Failover { from } => {
+                format!("tenant default (weighted split): {from} refused, failed over to {provider}")
             }
         }
     }
@@ -216,6 +221,31 @@ pub fn for_create(
         }
     };
     Ok((named(rt, tenant, &name)?, rule))
+}
+
+/// Where a create that `rule` routed goes when the providers `tried` refused it with nothing
+/// sent: the next provider of the tenant's weighted split, heaviest first (ties by name), not
+/// tried yet. Only a split fails over: a named provider, an agent rule or a single default is
+/// what was asked for. `None`: nowhere left to go.
+pub fn failover_for_create(
+    rt: &Runtime,
+    tenant: &Tenant,
+    rule: &Rule,
+    tried: &[String],
+) -> Option<Result<Arc<Provider>, Problem>> {
+    if !matches!(rule, Rule::Split { .. } | Rule::Failover { .. }) {
+        return None;
+    }
+    let Some(DefaultRoute::Split(split)) = &tenant.default else {
+        return None;
+    };
+    let mut order: Vec<(&String, &u32)> = split.iter().filter(|(_, w)| **w > 0).collect();
+    order.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let next = order
+        .into_iter()
+        .map(|(name, _)| name)
+        .find(|name| !tried.contains(name))?;
+    Some(named(rt, tenant, next))
 }
 
 /// The provider whose cumulative weight range holds `bucket` (weights sum to 100).
