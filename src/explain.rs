@@ -132,6 +132,7 @@ pub fn explain(rt: &Runtime, req: Request<'_>) -> Result<Explanation, Problem> {
         path,
         query,
         body: req.body.unwrap_or_default().as_bytes(),
+        content_type: None,
         // Without a key a weighted split draws at random (the rule says so).
         idempotency_key: None,
         request_id: REQUEST_ID_PLACEHOLDER,

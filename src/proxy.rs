@@ -160,6 +160,7 @@ impl ProxyHttp for CallgateProxy {
             request_id: &ctx.request_id,
             no_cache: wants_fresh(session),
             body: body.as_body(),
+            content_type: req.headers.get("content-type").map(|v| v.as_bytes()),
             idempotency_key: req.headers.get("idempotency-key").map(|v| v.as_bytes()),
         };
         let answer = self.gateway.handle(incoming).await;

@@ -413,3 +413,22 @@ fn a_create_the_split_sent_to_a_refusing_provider_fails_over_and_says_so() {
         .count();
     assert_eq!(posts, 10, "each create placed once");
 }
+
+#[test]
+fn a_write_whose_body_is_not_sent_as_json_is_a_415() {
+    let h = Harness::start();
+    let body = r#"{"provider": "zudu", "agentId": "agent-9", "to": "+15550102222", "from": "+15550103333"}"#;
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let r = h.send("POST", "/v1/calls", body, &[("Content-Type", content_type)]);
+        let p = r.problem(415, "unsupported_media_type");
+        assert_eq!(p["errors"][0]["field"], "Content-Type");
+    }
+    // JSON with parameters, and the +json family, are JSON.
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/merge-patch+json",
+    ] {
+        let r = h.send("POST", "/v1/calls", body, &[("Content-Type", content_type)]);
+        assert_eq!(r.status, 201, "{content_type}: {}", r.text);
+    }
+}

@@ -18,6 +18,7 @@ pub enum ErrorCode {
     InvalidCursor,
     UnsupportedOperation,
     PayloadTooLarge,
+    UnsupportedMediaType,
     IdempotencyConflict,
     RateLimited,
     ProviderRateLimited,
@@ -28,7 +29,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -37,6 +38,7 @@ impl ErrorCode {
         ErrorCode::InvalidCursor,
         ErrorCode::UnsupportedOperation,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
         ErrorCode::IdempotencyConflict,
         ErrorCode::RateLimited,
         ErrorCode::ProviderRateLimited,
@@ -56,6 +58,7 @@ impl ErrorCode {
             }
             ErrorCode::UnsupportedOperation => 501,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::IdempotencyConflict => 409,
             ErrorCode::RateLimited | ErrorCode::ProviderRateLimited => 429,
             ErrorCode::ProviderAuthFailed | ErrorCode::ProviderError => 502,
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::InvalidCursor => "invalid_cursor",
             ErrorCode::UnsupportedOperation => "unsupported_operation",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::IdempotencyConflict => "idempotency_conflict",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ProviderRateLimited => "provider_rate_limited",
@@ -98,6 +102,7 @@ impl ErrorCode {
             ErrorCode::InvalidCursor => "Invalid cursor",
             ErrorCode::UnsupportedOperation => "Operation not supported by this provider",
             ErrorCode::PayloadTooLarge => "Request body too large",
+            ErrorCode::UnsupportedMediaType => "The request body must be JSON",
             ErrorCode::IdempotencyConflict => "Idempotency-Key reused with another request",
             ErrorCode::RateLimited => "Too many requests",
             ErrorCode::ProviderRateLimited => "The provider is rate limiting callgate",

@@ -62,6 +62,8 @@ pub struct Incoming<'a> {
     /// The client sent `Cache-Control: no-cache`: answer fresh (and refresh the cache).
     pub no_cache: bool,
     pub body: Body<'a>,
+    /// The `Content-Type` header's bytes, as sent.
+    pub content_type: Option<&'a [u8]>,
     /// The `Idempotency-Key` header's bytes as sent (checked while planning: an unusable key is
     /// refused, never ignored).
     pub idempotency_key: Option<&'a [u8]>,
@@ -216,6 +218,7 @@ impl Gateway {
                 Body::Read(b) => b,
                 _ => &[],
             },
+            content_type: req.content_type,
             idempotency_key: req.idempotency_key,
             request_id: req.request_id,
         };

@@ -28,6 +28,8 @@ pub struct CallRequest<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub body: &'a [u8],
+    /// The `Content-Type` header's bytes, as sent.
+    pub content_type: Option<&'a [u8]>,
     /// The `Idempotency-Key` header's bytes, as sent.
     pub idempotency_key: Option<&'a [u8]>,
     /// The id sent to the vendor (some adapters read it back into the answer).
@@ -276,6 +278,31 @@ fn list(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planned,
     })
 }
 
+/// A write's body is JSON: a `Content-Type` of `application/json` or `…+json` (parameters such as
+/// `charset` allowed), or none. Anything else — a form, `text/plain` — is `415`, naming the header.
+fn json_body(req: &CallRequest<'_>) -> Result<(), Problem> {
+    let Some(raw) = req.content_type else {
+        return Ok(());
+    };
+    let essence = std::str::from_utf8(raw)
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        return Ok(());
+    }
+    Err(Problem::field(
+        ErrorCode::UnsupportedMediaType,
+        "Content-Type",
+        format!("the body is read as JSON; send Content-Type: application/json (not {essence:?})"),
+    ))
+}
+
 /// The request's `Idempotency-Key` as text: 1 to 255 printable ASCII characters. A key that
 /// is not is refused — a write must never go out without the protection the client asked for.
 fn idempotency_key<'a>(req: &CallRequest<'a>) -> Result<Option<&'a str>, Problem> {
@@ -303,6 +330,7 @@ fn idempotency(tenant: &Tenant, req: &CallRequest<'_>, key: Option<&str>) -> Opt
 }
 
 fn create(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planned, Refused> {
+    json_body(req)?;
     let key = idempotency_key(req)?;
     let create = CreateCall::parse(req.body)?;
     let (provider, rule) = route::for_create(
@@ -377,6 +405,7 @@ fn update(
     raw_id: &str,
     req: &CallRequest<'_>,
 ) -> Result<Planned, Refused> {
+    json_body(req)?;
     let key = idempotency_key(req)?;
     let (provider, id) = route::for_call_id(rt, tenant, raw_id)?;
     let plan = || {

@@ -22,6 +22,7 @@ fn request<'a>(op: CallOp<'a>, query: Option<&'a str>, body: &'a str) -> CallReq
         path,
         query,
         body: body.as_bytes(),
+        content_type: None,
         idempotency_key: None,
         request_id: "req-1",
     }

@@ -27,6 +27,7 @@ fn providers() -> Incoming<'static> {
         request_id: "r",
         no_cache: false,
         body: super::Body::None,
+        content_type: None,
         idempotency_key: None,
     }
 }
