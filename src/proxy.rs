@@ -102,7 +102,10 @@ impl ReadBody {
 /// Reads the request body up to `limit` bytes. A body over it, or one whose framing broke (bad
 /// chunk encoding, cut short), is the client's: the gateway answers it, and the connection is
 /// not reused (the rest is left unread, or the stream is no longer in step).
-async fn read_body(session: &mut Session, limit: usize) -> ReadBody {
+///
+/// The body of a client without a valid gateway key is not read at all (it is answered 401; the
+/// connection is not reused): a stranger cannot make callgate wait for, or buffer, a body.
+async fn read_body(session: &mut Session, limit: usize, authenticated: bool) -> ReadBody {
     if matches!(session.req_header().method.as_str(), "GET" | "HEAD") {
         return ReadBody::None;
     }
@@ -110,6 +113,10 @@ async fn read_body(session: &mut Session, limit: usize) -> ReadBody {
     if declared.is_some_and(|n| n > limit) {
         session.set_keepalive(None);
         return ReadBody::TooLarge;
+    }
+    if !authenticated {
+        session.set_keepalive(None);
+        return ReadBody::None;
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
     loop {
@@ -150,7 +157,8 @@ impl ProxyHttp for CallgateProxy {
         // An idle kept-alive connection is closed after this (Pingora waits forever otherwise);
         // reading a broken body below turns keep-alive off for good.
         session.set_keepalive(Some(settings.client_idle_timeout_s));
-        let body = read_body(session, settings.max_body_bytes).await;
+        let authenticated = self.gateway.authenticates(authorization(session));
+        let body = read_body(session, settings.max_body_bytes, authenticated).await;
         let req = session.req_header();
         let incoming = Incoming {
             method: req.method.as_str(),

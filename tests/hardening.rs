@@ -432,3 +432,15 @@ fn a_write_whose_body_is_not_sent_as_json_is_a_415() {
         assert_eq!(r.status, 201, "{content_type}: {}", r.text);
     }
 }
+
+#[test]
+fn a_body_from_a_client_without_a_key_is_not_waited_for() {
+    let h = Harness::start();
+    // 1,000 bytes announced, 10 sent, the connection left open: a client with a key would be
+    // waited for; one without is answered at once.
+    let head = "POST /v1/calls HTTP/1.1\r\nHost: callgate\r\nAuthorization: Bearer nope\r\n\
+                Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+    let r = raw(&h, head.as_bytes(), b"{\"to\": \"+", false);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.problem()["code"], "unauthorized");
+}

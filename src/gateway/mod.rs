@@ -138,6 +138,11 @@ impl Gateway {
         self.runtime.store(Arc::new(rt));
     }
 
+    /// Whether `authorization` names a tenant (the proxy reads a body only for one).
+    pub fn authenticates(&self, authorization: auth::Authorization<'_>) -> bool {
+        auth::authenticate(&self.runtime(), authorization).is_ok()
+    }
+
     /// Answers one request; the answer carries the request's record for the log and metrics.
     pub async fn handle(&self, req: Incoming<'_>) -> Answer {
         let rt = self.runtime();
