@@ -444,3 +444,39 @@ fn a_body_from_a_client_without_a_key_is_not_waited_for() {
     assert_eq!(r.status, 401, "{}", r.body);
     assert_eq!(r.problem()["code"], "unauthorized");
 }
+
+#[test]
+fn a_read_is_tried_again_on_an_answer_that_says_so_and_a_write_never() {
+    use callgate_sim::{Fault, FaultAction, SimOptions};
+    let h = Harness::start_configured(SimOptions::default(), "[cache]\nenabled = false\n");
+    let zudu = h.sim(VendorKind::Zudu);
+    let once = |status: u16, headers: Vec<(String, String)>| Fault {
+        times: Some(1),
+        action: FaultAction::Status {
+            status,
+            body: "{}".into(),
+            headers,
+        },
+        ..Default::default()
+    };
+    // A 503, then a 429 asking for 1 s: each read is answered by its second attempt.
+    for fault in [
+        once(503, vec![]),
+        once(429, vec![("Retry-After".into(), "1".into())]),
+    ] {
+        zudu.clear_requests();
+        zudu.add_fault(fault);
+        let r = h.get("/v1/calls?provider=zudu&limit=1");
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(zudu.requests().len(), 2);
+    }
+    // A write is never sent twice: its 503 is the answer, with the outcome unknown.
+    zudu.clear_requests();
+    zudu.add_fault(once(503, vec![]));
+    let body = r#"{"provider": "zudu", "agentId": "agent-9", "to": "+15550102222", "from": "+15550103333"}"#;
+    let p = h
+        .send("POST", "/v1/calls", body, &[])
+        .problem(502, "provider_error");
+    assert_eq!(p["outcome"], "unknown");
+    assert_eq!(zudu.requests().len(), 1);
+}

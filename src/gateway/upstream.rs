@@ -12,7 +12,7 @@ use crate::config::Provider;
 use crate::layers::breaker::Breakers;
 use crate::layers::bulkhead::Bulkheads;
 use crate::layers::health::HealthBoard;
-use crate::layers::retry::{self, Resend};
+use crate::layers::retry::{self, Resend, RetryBudget};
 use crate::layers::VendorFacts;
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use std::time::Instant;
 #[derive(Default)]
 pub struct VendorSide {
     pub bulkheads: Bulkheads,
+    pub retry_budget: RetryBudget,
     pub breakers: Breakers,
     pub health: HealthBoard,
     pub client: VendorClient,
@@ -60,16 +61,7 @@ impl VendorSide {
             return (Err(refused), VendorFacts::default());
         }
         let started = Instant::now();
-        let result = retry::run(
-            cx.resend,
-            provider.timeout,
-            || ExchangeError::Timeout,
-            || {
-                self.client
-                    .send_once(provider, request, cx.request_id, cx.max_body)
-            },
-        )
-        .await;
+        let result = self.attempts(provider, request, cx).await;
         let mut facts = VendorFacts {
             waited: started.elapsed(),
             ..VendorFacts::default()
@@ -87,6 +79,54 @@ impl VendorSide {
         self.breakers
             .record(&provider.name, cx.operation, breaker, failed, now);
         (result.map_err(|e| e.into_problem(provider)), facts)
+    }
+}
+
+impl VendorSide {
+    /// The attempts of one exchange within the provider's timeout: resends of what never left
+    /// ([`retry::run`]), and for reads, tries again on answers that say so, within the budget.
+    async fn attempts(
+        &self,
+        provider: &Provider,
+        request: &VendorRequest,
+        cx: Exchange<'_>,
+    ) -> Result<VendorAnswer, ExchangeError> {
+        let deadline = tokio::time::Instant::now() + provider.timeout;
+        let reads = cx.resend == Resend::Read;
+        if reads {
+            self.retry_budget.deposit(&provider.name);
+        }
+        let mut attempt = 0;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let result = retry::run(
+                cx.resend,
+                left,
+                || ExchangeError::Timeout,
+                || {
+                    self.client
+                        .send_once(provider, request, cx.request_id, cx.max_body)
+                },
+            )
+            .await;
+            let again = match &result {
+                Ok(a) if reads && attempt + 1 < retry::MAX_READ_ATTEMPTS => {
+                    retry::after_answer(a.status, a.retry_after.as_deref(), attempt)
+                }
+                _ => None,
+            };
+            match again {
+                Some(wait)
+                    if tokio::time::Instant::now() + wait < deadline
+                        && self.retry_budget.withdraw(&provider.name) =>
+                {
+                    tracing::debug!(provider = %provider.name, ?wait, "vendor answer says try again");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => return result,
+            }
+        }
     }
 }
 

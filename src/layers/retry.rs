@@ -8,9 +8,84 @@
 //!
 //! A write that may have arrived is never resent; the write path reports it as
 //! `"outcome": "unknown"`. At most one resend; the provider's timeout covers every attempt.
+//!
+//! Reads are also tried again on an *answer* that says "try again" ([`after_answer`]): a 502,
+//! 503 or 504 after a jittered backoff, a 429 whose `Retry-After` is short enough to wait for —
+//! at most [`MAX_READ_ATTEMPTS`] in all, within the provider's timeout, and only while the
+//! provider's [`RetryBudget`] allows (retries at most 20 % of its reads), so retries never
+//! multiply the load on a vendor that is already failing.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// Attempts of one read at most, the first included.
+pub const MAX_READ_ATTEMPTS: u32 = 3;
+
+/// The longest `Retry-After` a read waits for before trying again; a longer one is passed on.
+pub const MAX_HONOURED_WAIT: Duration = Duration::from_secs(1);
+
+/// The first backoff's ceiling; it doubles per attempt ("full jitter": a random wait below it).
+const BACKOFF_BASE: Duration = Duration::from_millis(50);
+
+/// Whether a read's answer may be tried again, and after how long.
+pub fn after_answer(status: u16, retry_after: Option<&str>, attempt: u32) -> Option<Duration> {
+    match status {
+        502..=504 => Some(backoff(attempt)),
+        429 => retry_after
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .filter(|wait| *wait <= MAX_HONOURED_WAIT),
+        _ => None,
+    }
+}
+
+/// A random wait below `BACKOFF_BASE × 2^attempt` (full jitter), so clients that failed
+/// together do not come back together.
+pub fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(6));
+    ceiling.mul_f64(fastrand::f64())
+}
+
+/// Per provider, how many retries its reads have earned: each read deposits 0.2, each retry
+/// takes 1 (so retries stay under 20 % of reads), starting from 2 so a quiet provider can
+/// still retry, and capped at 10 so a long calm cannot buy a storm.
+#[derive(Default)]
+pub struct RetryBudget {
+    /// In tenths of a retry (exact arithmetic).
+    balances: Mutex<HashMap<String, u32>>,
+}
+
+impl RetryBudget {
+    const PER_READ: u32 = 2;
+    const PER_RETRY: u32 = 10;
+    const START: u32 = 20;
+    const CAP: u32 = 100;
+
+    /// One read of `provider`.
+    pub fn deposit(&self, provider: &str) {
+        if let Ok(mut b) = self.balances.lock() {
+            let balance = b.entry(provider.to_string()).or_insert(Self::START);
+            *balance = (*balance + Self::PER_READ).min(Self::CAP);
+        }
+    }
+
+    /// Takes one retry of `provider`'s reads, if its budget has one.
+    pub fn withdraw(&self, provider: &str) -> bool {
+        let Ok(mut b) = self.balances.lock() else {
+            return false;
+        };
+        let balance = b.entry(provider.to_string()).or_insert(Self::START);
+        match balance.checked_sub(Self::PER_RETRY) {
+            Some(left) => {
+                *balance = left;
+                true
+            }
+            None => false,
+        }
+    }
+}
 
 /// What the plan allows to be resent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -78,6 +153,46 @@ where
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn answers_that_say_try_again_are_retried_after_a_jittered_wait() {
+        for attempt in 0..3 {
+            let wait = after_answer(503, None, attempt).expect("retried");
+            assert!(wait <= BACKOFF_BASE * (1 << attempt), "{wait:?}");
+        }
+        assert!(after_answer(502, None, 0).is_some() && after_answer(504, None, 0).is_some());
+        assert_eq!(
+            after_answer(500, None, 0),
+            None,
+            "a 500 may be the request's fault"
+        );
+        assert_eq!(after_answer(404, None, 0), None);
+        assert_eq!(
+            after_answer(429, Some("1"), 0),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(after_answer(429, Some("7"), 0), None, "too long: passed on");
+        assert_eq!(after_answer(429, None, 0), None);
+    }
+
+    #[test]
+    fn the_budget_keeps_retries_under_a_fifth_of_reads() {
+        let b = RetryBudget::default();
+        // The starting allowance, then nothing until reads earn more.
+        assert!(b.withdraw("p") && b.withdraw("p"));
+        assert!(!b.withdraw("p"));
+        for _ in 0..10 {
+            b.deposit("p");
+        }
+        assert!(b.withdraw("p") && b.withdraw("p"));
+        assert!(!b.withdraw("p"), "10 reads earned 2 retries");
+        // A long calm is capped.
+        for _ in 0..1_000 {
+            b.deposit("q");
+        }
+        let retries = (0..100).take_while(|_| b.withdraw("q")).count();
+        assert_eq!(retries, 10);
+    }
 
     /// Runs with attempts that fail as `first` says, then succeed; returns the attempts made.
     async fn attempts(resend: Resend, first: Reached) -> (Result<u8, &'static str>, usize) {
