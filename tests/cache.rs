@@ -360,3 +360,28 @@ fn answered_stale_when_zudu_fails(h: &Harness, url: &str) {
     );
     assert_eq!(r.text, first.text);
 }
+
+#[test]
+fn requests_that_share_a_cached_page_each_get_a_cursor_for_their_own_walk() {
+    let h = Harness::start();
+    // Pairs that select the same calls: the default provider named or not, and one instant in
+    // two spellings.
+    let pairs = [
+        ("/v1/calls?limit=5", "/v1/calls?limit=5&provider=zudu"),
+        (
+            "/v1/calls?provider=zudu&limit=5&from=2020-01-01T00:00:00Z",
+            "/v1/calls?provider=zudu&limit=5&from=2020-01-01T01:00:00%2B01:00",
+        ),
+    ];
+    for (a, b) in pairs {
+        for (first, second) in [(a, b), (b, a)] {
+            h.get(first);
+            let page = h.get(second).json();
+            let cursor = page["pagination"]["nextCursor"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{second}: {page}"));
+            let next = h.get(&format!("{second}&cursor={cursor}"));
+            assert_eq!(next.status, 200, "{second} then its cursor: {}", next.text);
+        }
+    }
+}

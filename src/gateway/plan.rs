@@ -253,15 +253,19 @@ fn list(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planned,
         .adapter
         .plan_list(&query, &at_)
         .map_err(at(&provider))?;
+    // The key carries the walk's fingerprint too: the cached page holds a next cursor bound
+    // to it, so two requests sharing an entry must have the same one (`?limit=5` and
+    // `?limit=5&provider=<the default>` select the same calls but walk under other cursors).
     let cache = cache_plan(
         rt,
         format!(
-            "list|{}|{}|o={}|s={}|raw={}",
+            "list|{}|{}|o={}|s={}|raw={}|fp={:016x}",
             provider.name,
             query.canonical_filters(),
             at_.offset,
             at_.size,
-            query.include_raw
+            query.include_raw,
+            query.fingerprint()
         ),
     );
     Ok(Planned {
