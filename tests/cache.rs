@@ -384,4 +384,9 @@ fn requests_that_share_a_cached_page_each_get_a_cursor_for_their_own_walk() {
             assert_eq!(next.status, 200, "{second} then its cursor: {}", next.text);
         }
     }
+    // A cursor stays bound to its provider.
+    let page = h.get("/v1/calls?provider=elemente&limit=5").json();
+    let cursor = page["pagination"]["nextCursor"].as_str().unwrap();
+    h.get(&format!("/v1/calls?provider=zudu&limit=5&cursor={cursor}"))
+        .problem(400, "invalid_cursor");
 }

@@ -223,21 +223,13 @@ impl ListQuery {
         )
     }
 
-    /// A stable fingerprint of everything that selects *which* calls a walk returns; a cursor
-    /// carries it so it cannot be replayed with other filters.
+    /// A stable fingerprint of the filters that select *which* calls a walk returns, in their
+    /// canonical spelling ([`ListQuery::canonical_filters`]); a cursor carries it so it cannot
+    /// be replayed with other filters. Two requests that normalize to one cached page have one
+    /// fingerprint, so the page's next cursor continues either walk. The provider is not in it:
+    /// the cursor names its provider, and a `provider` given with a cursor must be that one.
     pub fn fingerprint(&self) -> u64 {
-        let f = &self.filters;
-        let statuses: Vec<&str> = f.status.iter().map(|s| s.name()).collect();
-        let canonical = format!(
-            "provider={}|agentId={}|status={}|channel={}|direction={}|from={}|to={}",
-            self.provider.as_deref().unwrap_or(""),
-            f.agent_id.as_deref().unwrap_or(""),
-            statuses.join(","),
-            f.channel.map(|c| c.name()).unwrap_or(""),
-            f.direction.map(|d| d.name()).unwrap_or(""),
-            f.from.as_ref().map(|b| b.raw.as_str()).unwrap_or(""),
-            f.to.as_ref().map(|b| b.raw.as_str()).unwrap_or(""),
-        );
+        let canonical = self.canonical_filters();
         let mut h = fnv::FnvHasher::default();
         h.write(canonical.as_bytes());
         h.finish()

@@ -253,19 +253,17 @@ fn list(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planned,
         .adapter
         .plan_list(&query, &at_)
         .map_err(at(&provider))?;
-    // The key carries the walk's fingerprint too: the cached page holds a next cursor bound
-    // to it, so two requests sharing an entry must have the same one (`?limit=5` and
-    // `?limit=5&provider=<the default>` select the same calls but walk under other cursors).
+    // Requests sharing this entry share its page's next cursor: the cursor's fingerprint is
+    // made of the same canonical filters (`ListQuery::fingerprint`), so it continues each one's walk.
     let cache = cache_plan(
         rt,
         format!(
-            "list|{}|{}|o={}|s={}|raw={}|fp={:016x}",
+            "list|{}|{}|o={}|s={}|raw={}",
             provider.name,
             query.canonical_filters(),
             at_.offset,
             at_.size,
-            query.include_raw,
-            query.fingerprint()
+            query.include_raw
         ),
     );
     Ok(Planned {

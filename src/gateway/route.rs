@@ -87,6 +87,12 @@ pub fn for_cursor(
             at.provider
         ))
     })?;
+    if let Some(named) = q.provider.as_deref().filter(|p| *p != at.provider) {
+        return Err(bad(format!(
+            "the cursor walks provider {:?}, not {named:?}; repeat the first request's filters",
+            at.provider
+        )));
+    }
     authorize(tenant, &provider)?;
     if let Some(limit) = q.limit {
         if provider.adapter.page_size(limit) != at.size {
