@@ -38,7 +38,8 @@ pub enum EntryKind {
 #[derive(Debug)]
 pub struct Entry {
     pub body: Bytes,
-    stored: Instant,
+    /// When it was stored, on tokio's clock (the system's, but for tests on a paused clock).
+    stored: tokio::time::Instant,
     fresh_for: Duration,
     keep_for: Duration,
     provider: String,
@@ -300,7 +301,7 @@ fn entry(f: Fetched, stale: Duration) -> Arc<Entry> {
     };
     Arc::new(Entry {
         body: kept(f.body),
-        stored: Instant::now(),
+        stored: tokio::time::Instant::now(),
         fresh_for: f.ttl,
         keep_for,
         provider: f.provider,
@@ -419,7 +420,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn stale_if_error_serves_the_old_answer_when_the_vendor_fails() {
         let c = MemoryCache::new(1 << 20);
         let k = CacheKey("k".into());
@@ -428,7 +429,8 @@ mod tests {
                 Ok(fetched("old", 1))
             })
             .await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Past the 1 ms freshness, on the paused clock.
+        tokio::time::advance(Duration::from_millis(5)).await;
         let (r, o) = c
             .serve_with(&policy(60_000), k.clone(), false, || async {
                 Err(Problem::new(ErrorCode::ProviderTimeout, "slow"))
@@ -450,7 +452,7 @@ mod tests {
         assert_eq!(o, CacheOutcome::MISS);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_entry_may_carry_its_own_stale_window() {
         // A finished call keeps a stale window of its own while the policy has none.
         let c = MemoryCache::new(1 << 20);
@@ -463,7 +465,8 @@ mod tests {
                 })
             })
             .await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Past the 1 ms freshness, on the paused clock.
+        tokio::time::advance(Duration::from_millis(5)).await;
         let (r, o) = c
             .serve_with(&policy(0), k, false, || async {
                 Err(Problem::new(ErrorCode::ProviderError, "down"))
