@@ -105,7 +105,7 @@ impl ReadBody {
 ///
 /// The body of a client without a valid gateway key is not read at all (it is answered 401; the
 /// connection is not reused): a stranger cannot make callgate wait for, or buffer, a body.
-async fn read_body(session: &mut Session, limit: usize, authenticated: bool) -> ReadBody {
+async fn read_body(session: &mut Session, limit: usize, gateway: &Gateway) -> ReadBody {
     if matches!(session.req_header().method.as_str(), "GET" | "HEAD") {
         return ReadBody::None;
     }
@@ -114,7 +114,8 @@ async fn read_body(session: &mut Session, limit: usize, authenticated: bool) -> 
         session.set_keepalive(None);
         return ReadBody::TooLarge;
     }
-    if !authenticated {
+    // Asked only here, where a body is to be read: a GET is authenticated once, by the gateway.
+    if !gateway.authenticates(authorization(session)) {
         session.set_keepalive(None);
         return ReadBody::None;
     }
@@ -157,8 +158,7 @@ impl ProxyHttp for CallgateProxy {
         // An idle kept-alive connection is closed after this (Pingora waits forever otherwise);
         // reading a broken body below turns keep-alive off for good.
         session.set_keepalive(Some(settings.client_idle_timeout_s));
-        let authenticated = self.gateway.authenticates(authorization(session));
-        let body = read_body(session, settings.max_body_bytes, authenticated).await;
+        let body = read_body(session, settings.max_body_bytes, &self.gateway).await;
         let req = session.req_header();
         let incoming = Incoming {
             method: req.method.as_str(),

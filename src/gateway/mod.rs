@@ -240,6 +240,7 @@ impl Gateway {
         // A create a split routed to a provider that refused it with nothing sent (open
         // circuit, bound reached, no connection) goes to the split's next provider.
         let mut tried: Vec<String> = Vec::new();
+        let mut seen = seen;
         loop {
             let cx = Exchange {
                 request_id: req.request_id,
@@ -247,11 +248,11 @@ impl Gateway {
                 resend: planned.resend,
                 operation: planned.operation,
             };
-            let seen = Seen {
+            let at = Seen {
                 provider: Some(planned.provider.name.clone()),
-                ..seen.clone()
+                ..seen
             };
-            let mut served = self.execute(&planned, cx, req.no_cache, seen).await;
+            let mut served = self.execute(&planned, cx, req.no_cache, at).await;
             if !served.refused_unsent() {
                 served.failed_over_from(&tried);
                 return served;
@@ -262,6 +263,13 @@ impl Gateway {
                 // Nowhere else to go: the refusal stands.
                 _ => return served,
             }
+            // The next attempt starts from what was known before this one.
+            seen = Seen {
+                provider: None,
+                vendor: None,
+                cache: None,
+                ..served.seen
+            };
         }
     }
 
@@ -314,7 +322,7 @@ fn openapi() -> Answer {
 }
 
 /// What the stages of a request returned on the way (for its record).
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Seen {
     tenant: Option<String>,
     operation: Option<Operation>,
