@@ -20,7 +20,7 @@
 //! callgate paths, 20 times per vendor, without criterion.
 
 use callgate::adapter::listing::{ListBody, ListPage};
-use callgate::adapter::normalize::Context;
+use callgate::adapter::normalize::{AgentKeys, Context};
 use callgate::adapter::plan::ListPlan;
 use callgate::adapter::rules::Params;
 use callgate::adapter::spec::PaginationStyle;
@@ -198,11 +198,16 @@ fn list_page(c: &Case) -> CallPage {
 /// `plan`'s page of `body`, as `gateway::calls` assembles it.
 fn page_of(c: &Case, plan: &ListPlan, body: &ListBody) -> ListPage {
     let mut drift = Vec::new();
+    let cx = Context {
+        provider: c.vendor,
+        agents: AgentKeys::NONE,
+        params: Params(&plan.params),
+        include_raw: false,
+    };
     plan.assemble(
         &c.adapter,
         body,
-        c.vendor,
-        false,
+        cx,
         &c.query.filters,
         &mut drift,
     )
@@ -240,6 +245,7 @@ fn get_call(c: &Case) -> Call {
         .expect("vendor body");
     let cx = Context {
         provider: c.vendor,
+        agents: AgentKeys::NONE,
         params: Params(&c.get_params),
         include_raw: false,
     };

@@ -9,8 +9,10 @@
 //! gateway would refuse yields the same canonical [`Problem`].
 
 use crate::adapter::spec::PaginationStyle;
+use crate::adapter::plan::VendorRequest;
+use crate::canonical::handling::{Handling, Warning};
 use crate::canonical::{ErrorCode, Problem};
-use crate::config::{Runtime, Tenant};
+use crate::config::{Provider, Runtime, Tenant};
 use crate::gateway::endpoint::Endpoint;
 use crate::gateway::plan::{self, CachePlan, CallRequest, Planned, Work};
 use crate::gateway::{auth, exchange};
@@ -35,6 +37,8 @@ pub struct Request<'a> {
     pub body: Option<&'a str>,
     /// The gateway key whose tenant makes the request; without it the config's only tenant.
     pub key: Option<&'a str>,
+    /// The request's `Prefer: handling=…`.
+    pub prefer: Option<Handling>,
 }
 
 /// The vendor request the gateway would send.
@@ -58,6 +62,21 @@ pub struct Explanation {
     pub cache: Option<CacheDetails>,
     /// For writes: what a successful answer is and where it is kept for an idempotency key.
     pub write: Option<WriteDetails>,
+    /// For a create a weighted split routed: what each provider of the split would receive.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub split: Vec<SplitOutcome>,
+}
+
+/// The create at one provider of its split.
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitOutcome {
+    pub provider: String,
+    /// The vendor request, when the provider can take the create.
+    pub request: Option<Outgoing>,
+    /// The request fields that provider would not receive (lenient handling).
+    pub dropped: Vec<Warning>,
+    /// What the gateway would answer instead, when it cannot.
+    pub refused: Option<Problem>,
 }
 
 /// How a read's answer is cached.
@@ -78,6 +97,10 @@ pub struct CacheDetails {
 #[derive(Debug, Clone, Serialize)]
 pub struct WriteDetails {
     pub success_status: u16,
+    /// Request fields not sent because the vendor cannot take them (lenient handling).
+    pub dropped: Vec<Warning>,
+    /// The handling reported in `Preference-Applied`, if any.
+    pub preference_applied: Option<Handling>,
     /// Where the answer is kept for the request's `Idempotency-Key` (explain sends none).
     pub idempotency_scope: Option<String>,
 }
@@ -135,10 +158,54 @@ pub fn explain(rt: &Runtime, req: Request<'_>) -> Result<Explanation, Problem> {
         content_type: None,
         // Without a key a weighted split draws at random (the rule says so).
         idempotency_key: None,
+        prefer: req.prefer,
         request_id: REQUEST_ID_PLACEHOLDER,
     };
     let planned = plan::plan(rt, &tenant, &call).map_err(|r| r.problem)?;
-    Ok(explanation(&tenant, &planned))
+    let mut explained = explanation(&tenant, &planned);
+    explained.split = plan::create_alternatives(rt, &tenant, &call, &planned)
+        .into_iter()
+        .map(|(provider, alt)| match alt {
+            Ok(p) => SplitOutcome {
+                request: Some(outgoing(&p.provider, p.work.request())),
+                dropped: match &p.work {
+                    Work::Write(w) => w.warnings.clone(),
+                    _ => Vec::new(),
+                },
+                refused: None,
+                provider,
+            },
+            Err(r) => SplitOutcome {
+                provider,
+                request: None,
+                dropped: Vec::new(),
+                refused: Some(r.problem),
+            },
+        })
+        .collect();
+    Ok(explained)
+}
+
+/// The vendor request as sent, credentials redacted.
+fn outgoing(provider: &Provider, request: &VendorRequest) -> Outgoing {
+    let headers = exchange::outgoing_headers(provider, request, REQUEST_ID_PLACEHOLDER)
+        .into_iter()
+        .map(|(name, value, secret)| (name, if secret { REDACTED.into() } else { value }))
+        .collect();
+    let body = request
+        .body
+        .as_deref()
+        .map(|b| serde_json::from_slice(b).unwrap_or_else(|_| String::from_utf8_lossy(b).into()));
+    Outgoing {
+        method: request.method.clone(),
+        url: format!(
+            "{}{}",
+            provider.upstream.base_url.trim_end_matches('/'),
+            request.path_and_query
+        ),
+        headers,
+        body,
+    }
 }
 
 /// The tenant making the request: the owner of `key`, else the config's only tenant.
@@ -166,15 +233,6 @@ fn tenant(rt: &Runtime, key: Option<&str>) -> Result<Arc<Tenant>, Problem> {
 
 fn explanation(tenant: &Tenant, planned: &Planned) -> Explanation {
     let provider = &planned.provider;
-    let request = planned.work.request();
-    let headers = exchange::outgoing_headers(provider, request, REQUEST_ID_PLACEHOLDER)
-        .into_iter()
-        .map(|(name, value, secret)| (name, if secret { REDACTED.into() } else { value }))
-        .collect();
-    let body = request
-        .body
-        .as_deref()
-        .map(|b| serde_json::from_slice(b).unwrap_or_else(|_| String::from_utf8_lossy(b).into()));
     let (list, cache, write) = match &planned.work {
         Work::Get(g) => (None, Some(cache_details(&g.cache, false)), None),
         Work::List(p) => {
@@ -189,6 +247,8 @@ fn explanation(tenant: &Tenant, planned: &Planned) -> Explanation {
         Work::Write(w) => {
             let write = WriteDetails {
                 success_status: w.success,
+                dropped: w.warnings.clone(),
+                preference_applied: w.preference_applied,
                 idempotency_scope: w
                     .idempotency
                     .as_ref()
@@ -204,20 +264,12 @@ fn explanation(tenant: &Tenant, planned: &Planned) -> Explanation {
         provider: provider.name.clone(),
         vendor: provider.adapter.vendor.clone(),
         adapter_file: provider.adapter.file.display().to_string(),
-        request: Outgoing {
-            method: request.method.clone(),
-            url: format!(
-                "{}{}",
-                provider.upstream.base_url.trim_end_matches('/'),
-                request.path_and_query
-            ),
-            headers,
-            body,
-        },
+        request: outgoing(provider, planned.work.request()),
         resend: planned.resend,
         list,
         cache,
         write,
+        split: Vec::new(),
     }
 }
 

@@ -210,7 +210,7 @@ impl Metrics {
         self.circuit_open.reset();
         for provider in providers {
             for op in Operation::ALL {
-                if op == Operation::ListProviders {
+                if !op.is_vendor_operation() {
                     continue;
                 }
                 let value = open.contains(&(*provider, op));

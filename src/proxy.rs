@@ -6,6 +6,7 @@
 //! bodies"). `request_filter` hands the request to the [`Gateway`] and writes its answer;
 //! `logging` writes the one request log line and records the request's metrics.
 
+use crate::canonical::handling::Handling;
 use crate::gateway::answer::{self, Outcome};
 use crate::gateway::auth::Authorization;
 use crate::gateway::{Body, Gateway, Incoming};
@@ -170,6 +171,7 @@ impl ProxyHttp for CallgateProxy {
             body: body.as_body(),
             content_type: req.headers.get("content-type").map(|v| v.as_bytes()),
             idempotency_key: req.headers.get("idempotency-key").map(|v| v.as_bytes()),
+            prefer: Handling::from_prefer(req.headers.get_all("prefer").iter().map(|v| v.as_bytes())),
         };
         let answer = self.gateway.handle(incoming).await;
         let mut resp = ResponseHeader::build(answer.status, Some(6))?;

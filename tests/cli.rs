@@ -463,7 +463,7 @@ fn explain_reports_what_the_gateway_would_refuse() {
         "/v1/calls",
     ]);
     assert_eq!((code, v["code"].as_str()), (1, Some("invalid_request")));
-    assert_eq!(v["errors"][0]["field"], "agentId");
+    assert_eq!(v["errors"][0]["field"], "agent");
     let (code, v) = explain_json(&[
         "--key",
         KEY_OPS,

@@ -1,7 +1,7 @@
 //! Field-by-field normalization per vendor, without a network: the shipped adapters applied to
 //! the vendors' documented examples and to every quirk VENDORS.md lists.
 
-use callgate::adapter::normalize::Context;
+use callgate::adapter::normalize::{AgentKeys, Context};
 use callgate::adapter::rules::{Drift, DriftKind, Params};
 use callgate::adapter::{load_dir, Adapter, Json};
 use serde_json::{json, Value};
@@ -21,6 +21,7 @@ fn norm(a: &Adapter, item: &Value, params: &[(String, String)]) -> (Value, Vec<D
     let mut drift = Vec::new();
     let cx = Context {
         provider: a.vendor.as_str(),
+        agents: AgentKeys::NONE,
         params: Params(params),
         include_raw: false,
     };
@@ -105,7 +106,7 @@ fn elemente_documented_example() {
     assert_eq!(v["direction"], Value::Null);
     assert_eq!(
         v["agent"],
-        json!({"id": "agent-uuid", "phone": "+1234567890", "email": null})
+        json!({"key": null, "id": "agent-uuid", "phone": "+1234567890", "email": null})
     );
     assert_eq!(
         v["customer"],
@@ -448,6 +449,7 @@ fn records_without_an_id_cannot_be_normalized() {
         let mut drift = Vec::new();
         let cx = Context {
             provider: vendor,
+            agents: AgentKeys::NONE,
             params: Params(&[]),
             include_raw: false,
         };
@@ -469,6 +471,7 @@ fn include_raw_keeps_the_vendor_object() {
     let mut drift = Vec::new();
     let cx = Context {
         provider: "z",
+        agents: AgentKeys::NONE,
         params: Params(&[]),
         include_raw: true,
     };

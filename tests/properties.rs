@@ -1,7 +1,7 @@
 //! Property tests (proptest): whatever a client or a vendor sends, nothing panics; what callgate
 //! issues (ids, cursors) round-trips; what it refuses is refused with a message.
 
-use callgate::adapter::normalize::Context;
+use callgate::adapter::normalize::{AgentKeys, Context};
 use callgate::adapter::rules::Params;
 use callgate::adapter::{load_dir, Adapter, Json};
 use callgate::canonical::cursor::{Cursor, Position};
@@ -79,7 +79,7 @@ proptest! {
         let bytes = serde_json::to_vec(&record).unwrap();
         let read: Json = serde_json::from_slice(&bytes).unwrap();
         let params = vec![("agent_id".to_string(), "agt".to_string())];
-        let cx = Context { provider: "p", params: Params(&params), include_raw: true };
+        let cx = Context { provider: "p", agents: AgentKeys::NONE, params: Params(&params), include_raw: true };
         let mut drift = Vec::new();
         if let Ok(call) = adapter.normalize_call(&read, cx, &mut drift) {
             serde_json::to_vec(&call).unwrap();

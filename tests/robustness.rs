@@ -3,7 +3,7 @@
 
 mod common;
 
-use callgate::adapter::normalize::Context;
+use callgate::adapter::normalize::{AgentKeys, Context};
 use callgate::adapter::rules::Params;
 use callgate::adapter::{load_dir, Json};
 use callgate::canonical::cursor::{Cursor, Position};
@@ -72,6 +72,7 @@ fn mutated_vendor_records_never_panic() {
                 let mut drift = Vec::new();
                 let cx = Context {
                     provider: "p",
+                    agents: AgentKeys::NONE,
                     params: Params(&params),
                     include_raw: rng.bool(),
                 };

@@ -180,7 +180,7 @@ fn invalid_writes_are_refused_before_any_vendor_is_contacted() {
         ("{\"agentId\": ".into(), 400, "invalid_request", "body"),
         ("[]".into(), 400, "invalid_request", "body"),
         (with("agentId", json!(7)), 400, "invalid_request", "agentId"),
-        (json!({"provider": "zudu", "to": "+15550102222"}).to_string(), 400, "invalid_request", "agentId"),
+        (json!({"provider": "zudu", "to": "+15550102222"}).to_string(), 400, "invalid_request", "agent"),
         (json!({"provider": "zudu", "agentId": "a"}).to_string(), 400, "invalid_request", "to"),
         (with("to", json!("555-0102")), 400, "invalid_request", "to"),
         (with("channel", json!("fax")), 400, "invalid_request", "channel"),

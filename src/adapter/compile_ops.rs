@@ -187,21 +187,6 @@ pub(super) fn compile_list(cx: &mut Ctx, op: &OperationSpec) -> Option<ListOpera
 pub(super) const WRITE_PARAMS: [&str; 6] =
     ["request_id", "to", "from", "agent_id", "test", "channel"];
 
-/// Canonical request fields of writes that templates and `require` may name.
-const CREATE_FIELDS: [&str; 10] = [
-    "provider",
-    "agentId",
-    "channel",
-    "to",
-    "from",
-    "customer",
-    "skillId",
-    "agentOverride",
-    "metadata",
-    "test",
-];
-const UPDATE_FIELDS: [&str; 4] = ["status", "note", "agentId", "metadata"];
-
 pub(super) fn compile_write(
     cx: &mut Ctx,
     name: &str,
@@ -210,10 +195,11 @@ pub(super) fn compile_write(
 ) -> Option<WriteOperation> {
     let endpoint = endpoint(cx, name, op)?;
     let place = format!("operations.{name}");
+    // The canonical request fields of writes that templates and `require` may name.
     let known: &[&str] = if name == "create_call" {
-        &CREATE_FIELDS
+        &crate::canonical::write::CREATE_FIELDS
     } else {
-        &UPDATE_FIELDS
+        &crate::canonical::write::UPDATE_FIELDS
     };
     let mut accepts = Vec::new();
     let mut path_params = Vec::new();
@@ -225,7 +211,7 @@ pub(super) fn compile_write(
             );
         }
         if let Some(p) = cx.path(&format!("{place}.path_params.{param}"), path) {
-            accepts.push(super::template::top_field(path));
+            accepts.push(super::template::canonical_field(path));
             path_params.push((param.clone(), p));
         }
     }

@@ -3,7 +3,7 @@
 
 use super::normalize::{Context, ListMeta, NormalizeError};
 use super::plan::ListPlan;
-use super::rules::{Drift, Params};
+use super::rules::Drift;
 use super::spec::PaginationStyle;
 use super::Adapter;
 use super::Json;
@@ -58,17 +58,11 @@ impl ListPlan {
         &self,
         adapter: &Adapter,
         body: &ListBody<'_>,
-        provider: &str,
-        include_raw: bool,
+        cx: Context<'_>,
         filters: &Filters,
         drift: &mut Vec<Drift>,
     ) -> Result<ListPage, NormalizeError> {
         let (items, meta) = adapter.extract_list(&body.value)?;
-        let cx = Context {
-            provider,
-            params: Params(&self.params),
-            include_raw,
-        };
         let normalize =
             |items: &[&Json], drift: &mut Vec<Drift>| -> Result<Vec<Call>, NormalizeError> {
                 // Sized up front: collecting `Result`s gives no size hint, and growing a

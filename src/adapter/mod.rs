@@ -7,6 +7,7 @@
 mod compile;
 mod compile_ops;
 pub mod fields;
+pub mod fit;
 pub mod listing;
 pub mod normalize;
 pub mod path;

@@ -17,9 +17,25 @@ use crate::canonical::{Call, CallStatus, Channel, Direction};
 #[derive(Clone, Copy, Debug)]
 pub struct Context<'a> {
     pub provider: &'a str,
+    /// The provider's vendor agent ids that are canonical agents (for `agent.key`).
+    pub agents: &'a AgentKeys,
     /// Request parameters the vendor body may not repeat (e.g. `agent_id` of an agent-scoped API).
     pub params: Params<'a>,
     pub include_raw: bool,
+}
+
+/// Vendor agent id → canonical agent name, at one provider (config `[agents]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentKeys(pub std::collections::BTreeMap<String, String>);
+
+impl AgentKeys {
+    /// No canonical agents.
+    pub const NONE: &'static AgentKeys = &AgentKeys(std::collections::BTreeMap::new());
+
+    /// The canonical name of a vendor agent id, if it is one.
+    pub fn key(&self, agent_id: &str) -> Option<&str> {
+        self.0.get(agent_id).map(String::as_str)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,8 +143,13 @@ impl Adapter {
         let mut text = |f: CallField| ev.text(f.name(), m.rule(f), item);
         let provider_call_id = text(CallField::ProviderCallId);
         let provider_status = text(CallField::ProviderStatus);
+        let agent_id = text(CallField::AgentId);
         let agent = Party {
-            id: text(CallField::AgentId),
+            key: agent_id
+                .as_deref()
+                .and_then(|id| cx.agents.key(id))
+                .map(str::to_string),
+            id: agent_id,
             phone: text(CallField::AgentPhone),
             email: text(CallField::AgentEmail),
         };

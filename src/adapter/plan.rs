@@ -3,10 +3,12 @@
 //! Pure: no credentials (the provider adds its auth headers), no network. `explain` and the
 //! exchange both use these plans, so what `explain` prints is what is sent.
 
+use super::fit::{self, FitFor};
 use super::rules::Params;
 use super::spec::{FilterFormat, PaginationStyle};
 use super::{Adapter, Endpoint, PathPiece};
 use crate::canonical::cursor::Position;
+use crate::canonical::handling::{Handling, Warning};
 use crate::canonical::list_query::{FilterName, ListQuery, TimeBound};
 use crate::canonical::timestamp;
 use crate::canonical::write::{CreateCall, UpdateCall};
@@ -186,51 +188,40 @@ impl Adapter {
         op.as_ref().ok_or_else(|| unsupported(&self.vendor, name))
     }
 
-    /// Plans `create_call`. Returns the request and the values its answer may be read with.
+    /// Plans `create_call` at `provider` for a request already made portable (its agent is this
+    /// vendor's `agentId`, its defaults filled in): the request, the values its answer may be
+    /// read with, and the fields `handling` let drop.
     pub fn plan_create(
         &self,
+        provider: &str,
         req: &CreateCall,
+        handling: Handling,
         idempotency_key: Option<&str>,
-    ) -> Result<(VendorRequest, Vec<(String, String)>), Problem> {
+    ) -> Result<PlannedWrite, Problem> {
         let op = self.write_op(WriteKind::Create)?;
+        let who = FitFor {
+            provider,
+            vendor: &self.vendor,
+            doing: "place a call",
+        };
         if let Some(channels) = &op.channels {
+            // Another channel is another kind of interaction: never dropped, always refused.
             if !channels.iter().any(|c| c == req.channel.name()) {
                 return Err(Problem::field(
                     ErrorCode::InvalidRequest,
                     "channel",
                     format!(
-                        "vendor {:?} can start only {}",
+                        "provider {provider:?} (vendor {:?}) can start only {}",
                         self.vendor,
                         channels.join(", ")
                     ),
                 ));
             }
         }
-        required(&self.vendor, &op.require, &req.json)?;
-        // A field the vendor cannot carry is refused, never dropped: `test: true` silently lost
-        // would ring a real phone.
-        for field in req
-            .json
-            .as_object()
-            .map(|m| m.keys().collect::<Vec<_>>())
-            .unwrap_or_default()
-        {
-            if !matches!(field.as_str(), "provider" | "channel")
-                && !op.accepts.iter().any(|a| a == field)
-            {
-                return Err(Problem::field(
-                    ErrorCode::InvalidRequest,
-                    field,
-                    format!(
-                        "vendor {:?} cannot take {field} when placing a call (it takes {})",
-                        self.vendor,
-                        op.accepts.join(", ")
-                    ),
-                ));
-            }
-        }
+        fit::required(op, &req.json, who)?;
+        let (fitted, dropped) = fit::fit(op, &req.json, handling, who)?;
         let mut params: Vec<(String, String)> = Vec::new();
-        let json = super::Json::from(&req.json);
+        let json = super::Json::from(&fitted);
         for (param, path) in &op.path_params {
             let value = path
                 .first(&json)
@@ -263,52 +254,62 @@ impl Adapter {
                 params.push((name.to_string(), v.into_owned()));
             }
         }
-        Ok((request, params))
+        Ok(PlannedWrite {
+            request,
+            params,
+            dropped,
+        })
     }
 
-    /// Plans `update_call` for the id's params.
+    /// Plans `update_call` at `provider` for the id's params.
     pub fn plan_update(
         &self,
+        provider: &str,
         id_params: &[(String, String)],
         req: &UpdateCall,
+        handling: Handling,
         idempotency_key: Option<&str>,
-    ) -> Result<VendorRequest, Problem> {
+    ) -> Result<PlannedWrite, Problem> {
         let op = self.write_op(WriteKind::Update)?;
-        for field in req.fields() {
-            if !op.accepts.iter().any(|a| a == field) {
-                return Err(Problem::field(
-                    ErrorCode::InvalidRequest,
-                    field,
-                    format!(
-                        "vendor {:?} cannot update {field} (it takes {})",
-                        self.vendor,
-                        op.accepts.join(", ")
-                    ),
-                ));
-            }
+        let who = FitFor {
+            provider,
+            vendor: &self.vendor,
+            doing: "update a call",
+        };
+        let (fitted, dropped) = fit::fit(op, &req.json, handling, who)?;
+        if fitted.as_object().is_none_or(|o| o.is_empty()) {
+            return Err(Problem::field(
+                ErrorCode::InvalidRequest,
+                "body",
+                format!(
+                    "nothing left to update: provider {provider:?} (vendor {:?}) can update only {}",
+                    self.vendor,
+                    op.accepts.join(", ")
+                ),
+            ));
         }
         let mut request = build(&op.endpoint, Params(id_params), Vec::new(), &|_| {
             "id".into()
         })?;
-        request.body = render(op, &super::Json::from(&req.json))?;
+        request.body = render(op, &super::Json::from(&fitted))?;
         if let (Some(h), Some(k)) = (&op.idempotency_header, idempotency_key) {
             request.headers.push((h.clone(), k.to_string()));
         }
-        Ok(request)
+        Ok(PlannedWrite {
+            request,
+            params: id_params.to_vec(),
+            dropped,
+        })
     }
 }
 
-fn required(vendor: &str, require: &[String], json: &serde_json::Value) -> Result<(), Problem> {
-    for field in require {
-        if json.get(field).is_none_or(|v| v.is_null()) {
-            return Err(Problem::field(
-                ErrorCode::InvalidRequest,
-                field,
-                format!("required by vendor {vendor:?}"),
-            ));
-        }
-    }
-    Ok(())
+/// A planned write: the vendor request, the values its answer is normalized with, and the
+/// request fields left out of it (lenient handling).
+#[derive(Clone, Debug)]
+pub struct PlannedWrite {
+    pub request: VendorRequest,
+    pub params: Vec<(String, String)>,
+    pub dropped: Vec<Warning>,
 }
 
 /// The vendor body of a write from the canonical request, read as a [`super::Json`] tree.

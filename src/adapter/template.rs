@@ -23,7 +23,7 @@ pub enum Template {
 #[derive(Debug, Clone)]
 pub struct Reference {
     pub path: JsonPath,
-    /// The canonical field it reads (first segment), for "which fields can this vendor take".
+    /// The canonical field it reads ([`canonical_field`]), for "which fields can this vendor take".
     pub field: String,
     pub map: Option<(String, BTreeMap<String, String>)>,
     pub entries: bool,
@@ -93,7 +93,7 @@ fn reference(
 ) -> Result<Reference, String> {
     let compiled =
         JsonPath::compile(path).map_err(|e| format!("JSONPath {path:?} does not compile: {e}"))?;
-    let field = top_field(path);
+    let field = canonical_field(path);
     Ok(Reference {
         path: compiled,
         field,
@@ -102,14 +102,16 @@ fn reference(
     })
 }
 
-/// The top-level canonical field a JSONPath into the request reads (`$.customer.fields` →
-/// `customer`).
-pub fn top_field(path: &str) -> String {
-    path.trim_start_matches("$.")
-        .split(['.', '['])
-        .next()
-        .unwrap_or_default()
-        .to_string()
+/// The canonical field a JSONPath into the request reads, as a dotted path of
+/// [`crate::canonical::write::CREATE_FIELDS`]: `$.customer.name` → `customer.name`,
+/// `$.customer.fields` → `customer.fields`, `$.metadata.x` → `metadata`, `$.customer` → `customer`.
+pub fn canonical_field(path: &str) -> String {
+    let mut segments = path.trim_start_matches("$.").split(['.', '[']);
+    let first = segments.next().unwrap_or_default();
+    match (first, segments.next()) {
+        ("customer", Some(member)) if !member.is_empty() => format!("customer.{member}"),
+        _ => first.to_string(),
+    }
 }
 
 impl Template {
@@ -225,7 +227,7 @@ mod tests {
         let mut fields = Vec::new();
         t.fields(&mut fields);
         fields.sort();
-        assert_eq!(fields, vec!["customer", "nope", "status", "test", "to"]);
+        assert_eq!(fields, vec!["customer.fields", "nope", "status", "test", "to"]);
     }
 
     #[test]

@@ -143,6 +143,8 @@ impl MessageRole {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Party {
+    /// The canonical agent (config `[agents]`) this vendor agent is; `null` when it is none.
+    pub key: Option<String>,
     pub id: Option<String>,
     pub phone: Option<String>,
     pub email: Option<String>,

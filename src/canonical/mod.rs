@@ -6,6 +6,7 @@
 
 pub mod call;
 pub mod cursor;
+pub mod handling;
 pub mod id;
 pub mod list_query;
 pub mod problem;
@@ -24,15 +25,17 @@ pub enum Operation {
     CreateCall,
     UpdateCall,
     ListProviders,
+    ListAgents,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 5] = [
+    pub const ALL: [Operation; 6] = [
         Operation::ListCalls,
         Operation::GetCall,
         Operation::CreateCall,
         Operation::UpdateCall,
         Operation::ListProviders,
+        Operation::ListAgents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,7 +45,13 @@ impl Operation {
             Operation::CreateCall => "create_call",
             Operation::UpdateCall => "update_call",
             Operation::ListProviders => "list_providers",
+            Operation::ListAgents => "list_agents",
         }
+    }
+
+    /// An operation that reaches a vendor (the others callgate answers from its config).
+    pub fn is_vendor_operation(self) -> bool {
+        !matches!(self, Operation::ListProviders | Operation::ListAgents)
     }
 
     pub fn from_name(name: &str) -> Option<Operation> {

@@ -4,6 +4,11 @@
 //! JSON, wrong types, unknown or missing fields, a `to` that is not E.164, an unknown `channel`.
 //! Nothing reaches a vendor before this passes. The parsed request is kept as JSON too: adapters
 //! build vendor bodies from it with JSONPath.
+//!
+//! A create names its agent either as a canonical agent (`agent`, configured in `[agents]`, which
+//! runs at several providers) or as one vendor's agent id (`agentId`). The body is the same
+//! whichever provider is picked; which of its fields a vendor can express is the adapter's to say
+//! ([`CREATE_FIELDS`] are the names it says it in).
 
 use super::problem::{FieldError, Problem};
 use super::{CallStatus, Channel};
@@ -14,7 +19,8 @@ use serde_json::{Map, Value};
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateBody {
     provider: Option<String>,
-    agent_id: String,
+    agent: Option<String>,
+    agent_id: Option<String>,
     channel: Option<String>,
     to: String,
     from: Option<String>,
@@ -42,15 +48,93 @@ struct CustomerBody {
 struct UpdateBody {
     status: Option<String>,
     note: Option<String>,
+    agent: Option<String>,
     agent_id: Option<String>,
     metadata: Option<Map<String, Value>>,
+}
+
+/// The canonical fields of a create that an adapter may map, as dotted paths: `customer` is the
+/// one nested object whose members are fields of their own; `metadata`, `agentOverride` and
+/// `customer.fields` are opaque maps. `agent` and `provider` are routing, never sent as such.
+pub const CREATE_FIELDS: [&str; 15] = [
+    "agentId",
+    "channel",
+    "to",
+    "from",
+    "customer",
+    "customer.name",
+    "customer.firstName",
+    "customer.lastName",
+    "customer.email",
+    "customer.language",
+    "customer.fields",
+    "skillId",
+    "agentOverride",
+    "metadata",
+    "test",
+];
+
+/// The canonical fields of an update an adapter may map (`agent` becomes `agentId`).
+pub const UPDATE_FIELDS: [&str; 4] = ["status", "note", "agentId", "metadata"];
+
+/// Fields of a request that route it rather than describe the call.
+const ROUTING_FIELDS: [&str; 3] = ["provider", "agent", "channel"];
+
+/// The fields a request sets, as the dotted paths of [`CREATE_FIELDS`]: top-level fields, and
+/// `customer`'s members one by one. Routing fields are left out.
+pub fn present_fields(json: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, value) in json.as_object().into_iter().flatten() {
+        if ROUTING_FIELDS.contains(&name.as_str()) || value.is_null() {
+            continue;
+        }
+        match (name.as_str(), value.as_object()) {
+            ("customer", Some(members)) => out.extend(
+                members
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, _)| format!("customer.{k}")),
+            ),
+            _ => out.push(name.clone()),
+        }
+    }
+    out
+}
+
+/// Removes a dotted field from a request (and `customer` when it is left empty).
+pub fn remove_field(json: &mut Value, field: &str) {
+    let Some(obj) = json.as_object_mut() else {
+        return;
+    };
+    match field.split_once('.') {
+        None => {
+            obj.remove(field);
+        }
+        Some((parent, child)) => {
+            if let Some(members) = obj.get_mut(parent).and_then(Value::as_object_mut) {
+                members.remove(child);
+                if members.is_empty() {
+                    obj.remove(parent);
+                }
+            }
+        }
+    }
+}
+
+/// Whom a create is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentRef {
+    /// A canonical agent of the config (`"agent": "support-bot"`).
+    Canonical(String),
+    /// One vendor's agent id (`"agentId": "agt_…"`).
+    Vendor(String),
 }
 
 /// A validated create request.
 #[derive(Debug, Clone)]
 pub struct CreateCall {
     pub provider: Option<String>,
-    pub agent_id: String,
+    pub agent: AgentRef,
     pub channel: Channel,
     /// The request as JSON, normalized (`channel` filled in), for adapter body templates.
     pub json: Value,
@@ -60,19 +144,12 @@ pub struct CreateCall {
 #[derive(Debug, Clone)]
 pub struct UpdateCall {
     pub status: Option<CallStatus>,
+    /// A canonical agent to hand the call to (becomes the vendor's `agentId` when planned).
+    pub agent: Option<String>,
     /// The request as JSON, for adapter body templates; the fields given, and only those.
     pub json: Value,
 }
 
-impl UpdateCall {
-    /// Top-level fields the client set.
-    pub fn fields(&self) -> Vec<&str> {
-        self.json
-            .as_object()
-            .map(|m| m.keys().map(String::as_str).collect())
-            .unwrap_or_default()
-    }
-}
 
 fn field(field: &str, message: impl Into<String>) -> FieldError {
     FieldError {
@@ -131,9 +208,32 @@ impl CreateCall {
     pub fn parse(body: &[u8]) -> Result<CreateCall, Problem> {
         let b: CreateBody = parse(body)?;
         let mut errors = Vec::new();
-        if b.agent_id.trim().is_empty() {
-            errors.push(field("agentId", "must not be empty"));
-        }
+        let agent = match (b.agent, b.agent_id) {
+            (Some(_), Some(_)) => {
+                errors.push(field(
+                    "agentId",
+                    "give agent (a canonical agent) or agentId (a vendor's agent id), not both",
+                ));
+                None
+            }
+            (None, None) => {
+                errors.push(field(
+                    "agent",
+                    "required: the canonical agent to place the call (or agentId, a vendor's agent id, with provider)",
+                ));
+                None
+            }
+            (Some(a), None) if a.trim().is_empty() => {
+                errors.push(field("agent", "must not be empty"));
+                None
+            }
+            (None, Some(a)) if a.trim().is_empty() => {
+                errors.push(field("agentId", "must not be empty"));
+                None
+            }
+            (Some(a), None) => Some(AgentRef::Canonical(a)),
+            (None, Some(a)) => Some(AgentRef::Vendor(a)),
+        };
         if !is_e164(&b.to) {
             errors.push(field(
                 "to",
@@ -173,9 +273,9 @@ impl CreateCall {
                 }
             }
         }
-        if !errors.is_empty() {
+        let Some(agent) = agent.filter(|_| errors.is_empty()) else {
             return Err(Problem::invalid(errors));
-        }
+        };
         let channel = channel.unwrap_or(Channel::Call);
         // Re-read the body as JSON (it parsed above) and fill in the defaults.
         let mut json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -194,7 +294,7 @@ impl CreateCall {
         );
         Ok(CreateCall {
             provider: b.provider,
-            agent_id: b.agent_id,
+            agent,
             channel,
             json,
         })
@@ -216,10 +316,15 @@ impl UpdateCall {
                 }
             },
         };
-        if b.agent_id.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        for (name, value) in [("agent", &b.agent), ("agentId", &b.agent_id)] {
+            if value.as_deref().is_some_and(|a| a.trim().is_empty()) {
+                return Err(Problem::invalid(vec![field(name, "must not be empty")]));
+            }
+        }
+        if b.agent.is_some() && b.agent_id.is_some() {
             return Err(Problem::invalid(vec![field(
                 "agentId",
-                "must not be empty",
+                "give agent (a canonical agent) or agentId (a vendor's agent id), not both",
             )]));
         }
         let mut json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -228,12 +333,16 @@ impl UpdateCall {
             if obj.is_empty() {
                 return Err(Problem::invalid(vec![field(
                     "body",
-                    "nothing to update: give status, note, agentId or metadata",
+                    "nothing to update: give status, note, agent, agentId or metadata",
                 )]));
             }
         }
         let _ = (b.note, b.metadata);
-        Ok(UpdateCall { status, json })
+        Ok(UpdateCall {
+            status,
+            agent: b.agent,
+            json,
+        })
     }
 }
 
@@ -251,7 +360,12 @@ mod tests {
     fn every_mistake_names_its_field() {
         assert_eq!(err_field("{"), "body");
         assert_eq!(err_field(""), "body");
-        assert_eq!(err_field(r#"{"to": "+14155550100"}"#), "agentId");
+        assert_eq!(err_field(r#"{"to": "+14155550100"}"#), "agent");
+        assert_eq!(
+            err_field(r#"{"agent": "bot", "agentId": "a", "to": "+14155550100"}"#),
+            "agentId"
+        );
+        assert_eq!(err_field(r#"{"agent": " ", "to": "+14155550100"}"#), "agent");
         assert_eq!(err_field(r#"{"agentId": "a"}"#), "to");
         assert_eq!(
             err_field(r#"{"agentId": 5, "to": "+14155550100"}"#),
@@ -303,6 +417,22 @@ mod tests {
         );
         let u = UpdateCall::parse(br#"{"status": "completed", "note": "ok"}"#).unwrap();
         assert_eq!(u.status, Some(CallStatus::Completed));
-        assert_eq!(u.fields(), vec!["status", "note"]);
+        assert_eq!(present_fields(&u.json), vec!["status", "note"]);
+    }
+
+    #[test]
+    fn present_fields_name_customer_members_and_skip_routing() {
+        let c = CreateCall::parse(br#"{"agent": "bot", "provider": "p", "to": "+14155550100", "customer": {"name": "Ada", "email": "a@b.c"}, "test": true}"#).unwrap();
+        assert_eq!(c.agent, AgentRef::Canonical("bot".into()));
+        assert_eq!(
+            present_fields(&c.json),
+            vec!["to", "customer.name", "customer.email", "test"]
+        );
+        let mut json = c.json.clone();
+        remove_field(&mut json, "customer.name");
+        remove_field(&mut json, "customer.email");
+        remove_field(&mut json, "test");
+        assert!(json.get("customer").is_none() && json.get("test").is_none());
+        assert_eq!(json["to"], "+14155550100");
     }
 }

@@ -6,6 +6,7 @@
 //! Exit codes: 0 the request would go to a vendor (printed); 1 the gateway would refuse it (the
 //! canonical problem is printed); 2 the config does not load.
 
+use callgate::canonical::handling::Handling;
 use callgate::canonical::Problem;
 use callgate::config;
 use callgate::explain::{self, Explanation};
@@ -25,6 +26,9 @@ pub struct ExplainArgs {
     /// A JSON request body (for POST and PATCH).
     #[arg(long)]
     body: Option<String>,
+    /// The request's `Prefer: handling=…`: `strict` or `lenient`.
+    #[arg(long, value_parser = ["strict", "lenient"])]
+    prefer: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -53,6 +57,10 @@ pub fn run(args: ExplainArgs) -> ExitCode {
         target: &args.path,
         body: args.body.as_deref(),
         key: args.key.as_deref(),
+        prefer: args
+            .prefer
+            .as_deref()
+            .and_then(|p| Handling::from_prefer([format!("handling={p}").as_bytes()])),
     };
     match explain::explain(&rt, req) {
         Ok(e) => {
@@ -121,10 +129,39 @@ fn human(e: &Explanation) -> String {
             w.success_status
         ));
     }
+    if let Some(w) = &e.write {
+        if let Some(h) = w.preference_applied {
+            out.push_str(&format!("handling: {}\n", h.name()));
+        }
+        for d in &w.dropped {
+            out.push_str(&format!("dropped {}: {}\n", d.field, d.message));
+        }
+    }
     if let Some(body) = &r.body {
         out.push('\n');
         out.push_str(&to_json(body));
         out.push('\n');
+    }
+    for alt in &e.split {
+        out.push_str(&format!("\nif the split picks {}:\n", alt.provider));
+        match (&alt.request, &alt.refused) {
+            (Some(r), _) => {
+                out.push_str(&format!("  {} {}\n", r.method, r.url));
+                if let Some(body) = &r.body {
+                    out.push_str(&format!("  body: {}\n", body));
+                }
+                for d in &alt.dropped {
+                    out.push_str(&format!("  dropped {}: {}\n", d.field, d.message));
+                }
+            }
+            (None, Some(p)) => out.push_str(&format!(
+                "  refused: {} {}: {}\n",
+                p.status(),
+                p.code.name(),
+                p.detail
+            )),
+            (None, None) => {}
+        }
     }
     out
 }

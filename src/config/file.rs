@@ -21,6 +21,58 @@ pub struct ConfigFile {
     pub providers: BTreeMap<String, ProviderSection>,
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantSection>,
+    /// Canonical agents: one bot, known by its id at each provider that runs it.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentSection>,
+}
+
+/// `[agents.NAME]`: a canonical agent. Clients name it (`"agent": "support-bot"`); callgate
+/// sends each provider its own agent id and what that vendor needs to place a call for it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// What the agent is, for `GET /v1/agents`.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Where the agent runs: provider name → its id there and the defaults of its creates.
+    pub providers: BTreeMap<String, AgentAtSection>,
+    /// The agent's own weighted split over its providers (`{ elemente = 90, zudu = 10 }`); it
+    /// routes the agent's creates before the tenant's default does.
+    #[serde(default)]
+    pub split: Option<BTreeMap<String, u32>>,
+}
+
+/// `[agents.NAME.providers.PROVIDER]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentAtSection {
+    /// The vendor's id of this agent at this provider.
+    pub agent_id: String,
+    /// Canonical create fields filled in when a request lacks them (`skillId`, `from`, …); a
+    /// list of strings is a pool, one picked per call.
+    #[serde(default)]
+    pub defaults: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `handling = { named = "strict", routed = "lenient" }`: what a write does with a field the
+/// picked vendor cannot take when the client sent no `Prefer: handling=…`.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandlingSection {
+    /// The request named its provider.
+    pub named: crate::canonical::handling::Handling,
+    /// A rule, split or default chose the provider (and every update).
+    pub routed: crate::canonical::handling::Handling,
+}
+
+impl Default for HandlingSection {
+    fn default() -> Self {
+        use crate::canonical::handling::Handling;
+        HandlingSection {
+            named: Handling::Strict,
+            routed: Handling::Lenient,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +222,10 @@ pub struct ProviderSection {
     pub max_in_flight: u32,
     #[serde(default)]
     pub circuit_breaker: BreakerSection,
+    /// Canonical create fields filled in for every agent at this provider, after the agent's
+    /// own defaults (`from = "+14155550100"`, or a pool `from = ["+1…", "+1…"]`).
+    #[serde(default)]
+    pub defaults: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `[providers.NAME.circuit_breaker]`: outlier detection per operation of the provider.
@@ -254,12 +310,15 @@ pub struct TenantSection {
     /// The default route: one provider, or a weighted split `{ a = 90, b = 10 }`.
     #[serde(default)]
     pub default: Option<DefaultRoute>,
-    /// Agent rules: calls of this agent go to this provider.
+    /// Agent rules: calls of this agent (a canonical agent or a vendor agent id) go to this provider.
     #[serde(default)]
     pub routes: Vec<AgentRoute>,
     /// Requests per second this tenant may make (none: unlimited).
     #[serde(default)]
     pub rate_limit: Option<RateLimitSection>,
+    /// Strict or lenient handling of fields a vendor cannot take, when the client does not say.
+    #[serde(default)]
+    pub handling: HandlingSection,
 }
 
 #[derive(Debug, Deserialize, Clone)]

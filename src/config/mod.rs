@@ -4,10 +4,12 @@
 //! Secrets are never in the file: credentials and gateway keys are references to environment
 //! variables, resolved here through an [`Env`] lookup so tests and `demo` can supply their own.
 
+mod agents;
 mod file;
 mod runtime;
 mod tls;
 
+pub use agents::{Agent, AgentAt, Defaults};
 pub use file::{ConfigFile, DefaultRoute};
 pub use runtime::{CacheSettings, Provider, Runtime, Secret, Settings, Tenant, Upstream};
 

@@ -1,8 +1,10 @@
 //! The validated, immutable snapshot the gateway serves from. Built whole or not at all; a
 //! request pins one snapshot for its whole life.
 
-use super::file::{ConfigFile, DefaultRoute, SecretRef};
+use super::agents::{self, Agent, Defaults};
+use super::file::{ConfigFile, DefaultRoute, HandlingSection, SecretRef};
 use super::{ConfigError, Env};
+use crate::adapter::normalize::AgentKeys;
 use crate::adapter::spec::AuthScheme;
 use crate::adapter::{self, Adapter};
 use crate::layers::breaker::BreakerSettings;
@@ -92,6 +94,10 @@ pub struct Provider {
     /// Requests in flight to this provider at most (the bulkhead).
     pub max_in_flight: u32,
     pub agents: Vec<String>,
+    /// This provider's agent ids that are canonical agents (`agent.key` of its calls).
+    pub agent_keys: AgentKeys,
+    /// Create fields filled in for every agent here, after the agent's own defaults.
+    pub defaults: Defaults,
     /// Credential name → the environment variable it is read from (names only, for `check`).
     pub credential_envs: Vec<(String, String)>,
 }
@@ -101,8 +107,10 @@ pub struct Tenant {
     pub name: String,
     pub providers: Vec<String>,
     pub default: Option<DefaultRoute>,
-    /// agent id → provider.
+    /// Agent (canonical name or vendor agent id) → provider.
     pub agent_routes: Vec<(String, String)>,
+    /// Strict or lenient handling when the client's `Prefer` does not say.
+    pub handling: HandlingSection,
     /// The tenant's request rate; its buckets live in the gateway's rate limiter.
     pub rate_limit: Option<RateLimit>,
     /// Environment variables holding this tenant's gateway keys (names only, for `check`).
@@ -121,6 +129,8 @@ pub struct Runtime {
     pub adapters: Vec<Arc<Adapter>>,
     pub providers: BTreeMap<String, Arc<Provider>>,
     pub tenants: BTreeMap<String, Arc<Tenant>>,
+    /// Canonical agents by name.
+    pub agents: BTreeMap<String, Arc<Agent>>,
     keys: HashMap<String, Arc<Tenant>>,
 }
 
@@ -134,6 +144,13 @@ impl Runtime {
         self.providers.get(name)
     }
 
+    /// The canonical agents `tenant` may use: those running at one of its providers at least.
+    pub fn agents_of<'a>(&'a self, tenant: &'a Tenant) -> impl Iterator<Item = &'a Arc<Agent>> {
+        self.agents
+            .values()
+            .filter(|a| a.at.keys().any(|p| tenant.may_use(p)))
+    }
+
     /// Every secret value in this runtime (for tests asserting nothing leaks).
     pub fn secrets(&self) -> Vec<String> {
         let mut out: Vec<String> = self.keys.keys().cloned().collect();
@@ -144,13 +161,13 @@ impl Runtime {
     }
 }
 
-struct Errors {
+pub(super) struct Errors {
     file: String,
     list: Vec<ConfigError>,
 }
 
 impl Errors {
-    fn add(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, reason: impl Into<String>) {
         self.list.push(ConfigError {
             file: self.file.clone(),
             key: key.into(),
@@ -307,6 +324,7 @@ pub(super) fn build(
                 .and_then(|(_, s)| s.clone())
         };
         let auth_headers = auth_headers(&adapter, &got);
+        let defaults = agents::defaults(&mut errs, &key, &p.defaults, Some(&adapter));
         let breaker = p.circuit_breaker.settings().unwrap_or_else(|reason| {
             errs.add(format!("{key}.circuit_breaker"), reason);
             BreakerSettings::default()
@@ -323,6 +341,8 @@ pub(super) fn build(
                 breaker,
                 max_in_flight: p.max_in_flight,
                 agents: p.agents.clone(),
+                agent_keys: AgentKeys(agents::keys_at(&cfg, name)),
+                defaults,
                 credential_envs: p
                     .credentials
                     .iter()
@@ -331,6 +351,7 @@ pub(super) fn build(
             }),
         );
     }
+    let agents = agents::build(&mut errs, &cfg, &providers);
     let mut tenants = BTreeMap::new();
     let mut keys = HashMap::new();
     for (name, t) in &cfg.tenants {
@@ -374,6 +395,17 @@ pub(super) fn build(
                     format!("{:?} is not in this tenant's providers", r.provider),
                 );
             }
+            if let Some(agent) = agents.get(&r.agent).filter(|a| !a.runs_at(&r.provider)) {
+                errs.add(
+                    format!("{key}.routes[{i}]"),
+                    format!(
+                        "agent {:?} does not run at {:?} (it runs at {})",
+                        r.agent,
+                        r.provider,
+                        agent.at.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
         }
         let rate_limit = t.rate_limit.as_ref().and_then(|r| {
             let per_second = NonZeroU32::new(r.per_second);
@@ -405,6 +437,7 @@ pub(super) fn build(
                 .map(|r| (r.agent.clone(), r.provider.clone()))
                 .collect(),
             rate_limit,
+            handling: t.handling,
             key_envs: t.keys.iter().map(|k| k.env.clone()).collect(),
         });
         for (i, k) in t.keys.iter().enumerate() {
@@ -453,11 +486,12 @@ pub(super) fn build(
         adapters,
         providers,
         tenants,
+        agents,
         keys,
     })
 }
 
-fn valid_name(s: &str) -> bool {
+pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')

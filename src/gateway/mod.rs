@@ -25,6 +25,7 @@ mod body;
 pub mod endpoint;
 pub mod exchange;
 pub mod plan;
+mod portable;
 mod providers;
 mod read;
 pub mod route;
@@ -67,6 +68,8 @@ pub struct Incoming<'a> {
     /// The `Idempotency-Key` header's bytes as sent (checked while planning: an unusable key is
     /// refused, never ignored).
     pub idempotency_key: Option<&'a [u8]>,
+    /// The `handling` preference of the `Prefer` headers (RFC 7240), if any.
+    pub prefer: Option<crate::canonical::handling::Handling>,
 }
 
 /// The request body, as far as it could be read.
@@ -225,6 +228,7 @@ impl Gateway {
             },
             content_type: req.content_type,
             idempotency_key: req.idempotency_key,
+            prefer: req.prefer,
             request_id: req.request_id,
         };
         let mut planned = match plan::plan(rt, tenant, &request) {

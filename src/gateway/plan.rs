@@ -5,14 +5,16 @@
 //! `serve` executes the `Planned`, `callgate explain` prints it.
 
 use super::endpoint::CallOp;
+use super::portable;
 use super::route::{self, Rule};
 use crate::adapter::plan::{ListPlan, VendorRequest, WriteKind};
+use crate::canonical::handling::{Handling, Warning};
 use crate::canonical::cursor::Position;
 use crate::canonical::id::CallId;
 use crate::canonical::list_query::{self, ListQuery, DEFAULT_LIMIT};
 use crate::canonical::write::{CreateCall, UpdateCall};
 use crate::canonical::{ErrorCode, Operation, Problem};
-use crate::config::{CacheSettings, Provider, Runtime, Tenant};
+use crate::config::{Agent, CacheSettings, Provider, Runtime, Tenant};
 use crate::layers::cache::{CacheKey, CachePolicy};
 use crate::layers::idempotency::{fingerprint, Scope};
 use crate::layers::retry::Resend;
@@ -32,6 +34,8 @@ pub struct CallRequest<'a> {
     pub content_type: Option<&'a [u8]>,
     /// The `Idempotency-Key` header's bytes, as sent.
     pub idempotency_key: Option<&'a [u8]>,
+    /// The client's `Prefer: handling=…`, if it sent one.
+    pub prefer: Option<Handling>,
     /// The id sent to the vendor (some adapters read it back into the answer).
     pub request_id: &'a str,
 }
@@ -88,6 +92,11 @@ pub struct WritePlan {
     pub success: u16,
     /// Where the answer is kept for the request's `Idempotency-Key`, if it has one.
     pub idempotency: Option<Scope>,
+    /// Request fields not sent because the vendor cannot take them (lenient handling).
+    pub warnings: Vec<Warning>,
+    /// The handling to report in `Preference-Applied`: when the client asked for one, or when
+    /// fields were dropped under the default.
+    pub preference_applied: Option<Handling>,
 }
 
 /// How a read is cached.
@@ -335,14 +344,10 @@ fn create(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planne
     json_body(req)?;
     let key = idempotency_key(req)?;
     let create = CreateCall::parse(req.body)?;
-    let (provider, rule) = route::for_create(
-        rt,
-        tenant,
-        create.provider.as_deref(),
-        &create.agent_id,
-        key,
-    )?;
-    create_at(tenant, req, &create, provider, rule)
+    let agent = portable::agent_of(rt, tenant, &create)?;
+    let whom = portable::whom(&create, agent.as_deref());
+    let (provider, rule) = route::for_create(rt, tenant, create.provider.as_deref(), whom, key)?;
+    create_at(tenant, req, &create, agent.as_deref(), provider, rule)
 }
 
 /// Plans a create that `failed` planned once more, on the split's next provider, after the
@@ -358,32 +363,69 @@ pub fn failover(
     if failed.operation != Operation::CreateCall {
         return None;
     }
-    let provider = match route::failover_for_create(rt, tenant, &failed.rule, tried)? {
+    let create = CreateCall::parse(req.body).ok()?;
+    let agent = portable::agent_of(rt, tenant, &create).ok()?;
+    let whom = portable::whom(&create, agent.as_deref());
+    let provider = match route::failover_for_create(rt, tenant, &failed.rule, whom, tried)? {
         Ok(p) => p,
         Err(problem) => return Some(Err(problem.into())),
     };
     let rule = Rule::Failover {
         from: failed.provider.name.clone(),
     };
-    let planned = CreateCall::parse(req.body)
-        .map_err(Refused::from)
-        .and_then(|create| create_at(tenant, req, &create, provider, rule));
-    Some(planned)
+    Some(create_at(tenant, req, &create, agent.as_deref(), provider, rule))
 }
 
-/// Plans a create on a chosen provider.
+/// The same create planned at each provider of the split that routed it (for `explain`: what
+/// each would receive and drop). Empty when no split chose the provider.
+pub fn create_alternatives(
+    rt: &Runtime,
+    tenant: &Tenant,
+    req: &CallRequest<'_>,
+    planned: &Planned,
+) -> Vec<(String, Result<Planned, Refused>)> {
+    if !matches!(planned.rule, Rule::Split { .. }) {
+        return Vec::new();
+    }
+    let Ok(create) = CreateCall::parse(req.body) else {
+        return Vec::new();
+    };
+    let Ok(agent) = portable::agent_of(rt, tenant, &create) else {
+        return Vec::new();
+    };
+    let whom = portable::whom(&create, agent.as_deref());
+    route::split_of(tenant, whom)
+        .into_iter()
+        .map(|name| {
+            let rule = planned.rule.clone();
+            let planned = match route::named(rt, tenant, &name) {
+                Ok(provider) => create_at(tenant, req, &create, agent.as_deref(), provider, rule),
+                Err(p) => Err(p.into()),
+            };
+            (name, planned)
+        })
+        .collect()
+}
+
+/// Plans a create on a chosen provider: made portable for it, then planned by its adapter.
 fn create_at(
     tenant: &Tenant,
     req: &CallRequest<'_>,
     create: &CreateCall,
+    agent: Option<&Agent>,
     provider: Arc<Provider>,
     rule: Rule,
 ) -> Result<Planned, Refused> {
     let key = idempotency_key(req)?;
-    let (request, mut params) = provider
+    // A pool default is drawn by the key, so a retried create is the same call.
+    let draw = key.map_or_else(|| fastrand::u64(..), |k| route::draw(tenant, k, b"defaults"));
+    let fitted = portable::create_for(create, agent, &provider, draw).map_err(at(&provider))?;
+    let handling = portable::handling(tenant, &rule, req.prefer);
+    let planned = provider
         .adapter
-        .plan_create(create, key)
+        .plan_create(&provider.name, &fitted, handling, key)
         .map_err(at(&provider))?;
+    let mut params = planned.params;
     params.push(("request_id".into(), req.request_id.to_string()));
     let idempotency = idempotency(tenant, req, key);
     Ok(Planned {
@@ -393,12 +435,19 @@ fn create_at(
         resend: Resend::WriteNeverSent,
         work: Work::Write(WritePlan {
             kind: WriteKind::Create,
-            request,
+            request: planned.request,
             params,
             success: 201,
             idempotency,
+            preference_applied: applied(req.prefer, handling, &planned.dropped),
+            warnings: planned.dropped,
         }),
     })
+}
+
+/// The handling a write reports as applied.
+fn applied(prefer: Option<Handling>, handling: Handling, dropped: &[Warning]) -> Option<Handling> {
+    (prefer.is_some() || !dropped.is_empty()).then_some(handling)
 }
 
 fn update(
@@ -410,23 +459,29 @@ fn update(
     json_body(req)?;
     let key = idempotency_key(req)?;
     let (provider, id) = route::for_call_id(rt, tenant, raw_id)?;
+    let rule = Rule::CallId;
+    let handling = portable::handling(tenant, &rule, req.prefer);
     let plan = || {
         let update = UpdateCall::parse(req.body)?;
+        let update = portable::update_for(rt, tenant, &update, &provider)?;
         let params = provider.adapter.id_params(id.parts)?;
-        let request = provider.adapter.plan_update(&params, &update, key)?;
-        Ok::<_, Problem>((request, params, idempotency(tenant, req, key)))
+        provider
+            .adapter
+            .plan_update(&provider.name, &params, &update, handling, key)
     };
-    let (request, params, idempotency) = plan().map_err(at(&provider))?;
+    let planned = plan().map_err(at(&provider))?;
     Ok(Planned {
         operation: Operation::UpdateCall,
-        rule: Rule::CallId,
+        rule,
         resend: Resend::WriteNeverSent,
         work: Work::Write(WritePlan {
             kind: WriteKind::Update,
-            request,
-            params,
+            request: planned.request,
+            params: planned.params,
             success: 200,
-            idempotency,
+            idempotency: idempotency(tenant, req, key),
+            preference_applied: applied(req.prefer, handling, &planned.dropped),
+            warnings: planned.dropped,
         }),
         provider,
     })

@@ -24,6 +24,7 @@ fn request<'a>(op: CallOp<'a>, query: Option<&'a str>, body: &'a str) -> CallReq
         body: body.as_bytes(),
         content_type: None,
         idempotency_key: None,
+        prefer: None,
         request_id: "req-1",
     }
 }

@@ -69,6 +69,7 @@ fn call_answer(
     let body = read_json(provider, answer, facts)?;
     let cx = Context {
         provider: &provider.name,
+        agents: &provider.agent_keys,
         params: Params(&plan.params),
         include_raw: plan.include_raw,
     };
@@ -108,8 +109,12 @@ fn page_answer(
         .assemble(
             adapter,
             &body,
-            &provider.name,
-            q.include_raw,
+            Context {
+                provider: &provider.name,
+                agents: &provider.agent_keys,
+                params: Params(&plan.list.params),
+                include_raw: q.include_raw,
+            },
             &q.filters,
             &mut facts.drift,
         )

@@ -1,12 +1,59 @@
 //! Routing: which provider serves a request (DESIGN.md, "Routing"), and whether the tenant may
-//! use it. Lists: explicit `provider` → agent rule → the tenant's default.
+//! use it. Lists: explicit `provider` → agent rule → the tenant's default. Creates: explicit
+//! `provider` → agent rule → the canonical agent's own split → the tenant's default (narrowed to
+//! the providers the agent runs at) → the one provider the agent runs at.
 
 use crate::canonical::cursor::{Cursor, Position};
 use crate::canonical::id::CallId;
 use crate::canonical::list_query::ListQuery;
 use crate::canonical::{ErrorCode, Problem};
-use crate::config::{DefaultRoute, Provider, Runtime, Tenant};
+use crate::config::{Agent, DefaultRoute, Provider, Runtime, Tenant};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// Whom a create is for, as routing sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum Whom<'a> {
+    /// A canonical agent: it runs where the config maps it.
+    Agent(&'a Agent),
+    /// One vendor's agent id: it runs wherever it is sent.
+    VendorId(&'a str),
+}
+
+impl Whom<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Whom::Agent(a) => &a.name,
+            Whom::VendorId(id) => id,
+        }
+    }
+
+    fn runs_at(&self, provider: &str) -> bool {
+        match self {
+            Whom::Agent(a) => a.runs_at(provider),
+            Whom::VendorId(_) => true,
+        }
+    }
+}
+
+/// The canonical agent `name`, if the tenant may use it (it runs at one of its providers).
+pub fn agent(rt: &Runtime, tenant: &Tenant, name: &str) -> Result<Arc<Agent>, Problem> {
+    rt.agents_of(tenant)
+        .find(|a| a.name == name)
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<&str> = rt.agents_of(tenant).map(|a| a.name.as_str()).collect();
+            Problem::field(
+                ErrorCode::InvalidRequest,
+                "agent",
+                if known.is_empty() {
+                    format!("no agent named {name:?}: this tenant has no canonical agents (GET /v1/agents); send agentId and provider instead")
+                } else {
+                    format!("no agent named {name:?} (this tenant's agents: {})", known.join(", "))
+                },
+            )
+        })
+}
 
 /// Refuses a provider the tenant may not use.
 pub fn authorize(tenant: &Tenant, provider: &Provider) -> Result<(), Problem> {
@@ -36,7 +83,7 @@ fn no_default(tenant: &Tenant) -> Problem {
 }
 
 /// The provider named `name` (by a request parameter or body field), if the tenant may use it.
-fn named(rt: &Runtime, tenant: &Tenant, name: &str) -> Result<Arc<Provider>, Problem> {
+pub fn named(rt: &Runtime, tenant: &Tenant, name: &str) -> Result<Arc<Provider>, Problem> {
     let provider = rt.provider(name).cloned().ok_or_else(|| {
         Problem::field(
             ErrorCode::InvalidRequest,
@@ -153,9 +200,15 @@ pub enum Rule {
     Agent(String),
     /// The tenant's default provider.
     Default,
-    /// The tenant's weighted split: the bucket (0–99) that fell to the provider, drawn from the
-    /// `Idempotency-Key` (`keyed`) or at random.
-    Split { bucket: u8, keyed: bool },
+    /// A weighted split — the canonical `agent`'s own, else the tenant's default: the bucket
+    /// (0–99) that fell to the provider, drawn from the `Idempotency-Key` (`keyed`) or at random.
+    Split {
+        bucket: u8,
+        keyed: bool,
+        agent: Option<String>,
+    },
+    /// The canonical agent runs at this provider only (of those the tenant may use).
+    AgentOnly(String),
     /// The call id names its provider.
     CallId,
     /// A list cursor names the provider and the position of the walk.
@@ -174,78 +227,186 @@ impl Rule {
             Rule::Split {
                 bucket,
                 keyed: true,
+                agent,
             } => format!(
-                "tenant default (weighted split; the Idempotency-Key falls in bucket {bucket} → {provider})"
+                "{} (weighted split; the Idempotency-Key falls in bucket {bucket} → {provider})",
+                split_owner(agent)
             ),
-            Rule::Split { keyed: false, .. } => format!(
-                "tenant default (weighted split; without an Idempotency-Key the draw is random — {provider} this time)"
+            Rule::Split {
+                keyed: false,
+                agent,
+                ..
+            } => format!(
+                "{} (weighted split; without an Idempotency-Key the draw is random — {provider} this time)",
+                split_owner(agent)
             ),
+            Rule::AgentOnly(agent) => format!("agent {agent} runs only at {provider}"),
             Rule::CallId => format!("call id names provider {provider}"),
             Rule::Cursor { offset } => {
                 format!("cursor names provider {provider} (offset {offset})")
             }
             Rule::Failover { from } => {
-                format!("tenant default (weighted split): {from} refused, failed over to {provider}")
+                format!("weighted split: {from} refused, failed over to {provider}")
             }
         }
     }
 }
 
-/// The provider a create goes to: explicit `provider` → an agent rule → the default, which may be
-/// a weighted split — decided by the `Idempotency-Key` when there is one (a retried create goes
-/// to the same provider), else at random.
+fn split_owner(agent: &Option<String>) -> String {
+    match agent {
+        Some(a) => format!("agent {a}'s split"),
+        None => "tenant default".into(),
+    }
+}
+
+/// The provider a create goes to, and the rule that chose it. A weighted split is decided by the
+/// `Idempotency-Key` when there is one (a retried create goes to the same provider), else at
+/// random.
 pub fn for_create(
     rt: &Runtime,
     tenant: &Tenant,
     provider: Option<&str>,
-    agent_id: &str,
+    whom: Whom<'_>,
     idempotency_key: Option<&str>,
 ) -> Result<(Arc<Provider>, Rule), Problem> {
-    let (name, rule): (String, Rule) = if let Some(p) = provider {
-        (p.to_string(), Rule::Explicit)
-    } else if let Some((_, p)) = tenant.agent_routes.iter().find(|(a, _)| a == agent_id) {
-        (p.clone(), Rule::Agent(agent_id.to_string()))
-    } else {
-        match &tenant.default {
-            Some(DefaultRoute::One(p)) => (p.clone(), Rule::Default),
-            Some(DefaultRoute::Split(split)) => {
-                let bucket = match idempotency_key {
-                    Some(k) => {
-                        use std::hash::Hasher;
-                        let mut h = fnv::FnvHasher::default();
-                        h.write(tenant.name.as_bytes());
-                        h.write(b"\0");
-                        h.write(k.as_bytes());
-                        (h.finish() % 100) as u8
-                    }
-                    None => fastrand::u8(0..100),
-                };
-                let keyed = idempotency_key.is_some();
-                (pick(split, bucket), Rule::Split { bucket, keyed })
-            }
-            None => return Err(no_default(tenant)),
+    if let Some(p) = provider {
+        let named = named(rt, tenant, p)?;
+        if !whom.runs_at(p) {
+            return Err(not_there(whom, p));
+        }
+        return Ok((named, Rule::Explicit));
+    }
+    if let Some((agent, p)) = tenant
+        .agent_routes
+        .iter()
+        .find(|(a, _)| a == whom.name())
+    {
+        return Ok((named(rt, tenant, p)?, Rule::Agent(agent.clone())));
+    }
+    let (name, rule) = match placement(tenant, whom)? {
+        Placement::One(p, rule) => (p, rule),
+        Placement::Split(split, agent) => {
+            let bucket = match idempotency_key {
+                Some(k) => (draw(tenant, k, b"split") % 100) as u8,
+                None => fastrand::u8(0..100),
+            };
+            let keyed = idempotency_key.is_some();
+            (pick(&split, bucket), Rule::Split { bucket, keyed, agent })
         }
     };
     Ok((named(rt, tenant, &name)?, rule))
 }
 
+/// The providers of the split a create for `whom` would be routed by (none without one).
+pub fn split_of(tenant: &Tenant, whom: Whom<'_>) -> Vec<String> {
+    match placement(tenant, whom) {
+        Ok(Placement::Split(split, _)) => split.into_keys().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A stable draw for one tenant's `Idempotency-Key` (salted by what it decides), so a retried
+/// request decides alike.
+pub fn draw(tenant: &Tenant, key: &str, what: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(tenant.name.as_bytes());
+    h.write(b"\0");
+    h.write(key.as_bytes());
+    if what != b"split" {
+        h.write(b"\0");
+        h.write(what);
+    }
+    h.finish()
+}
+
+fn not_there(whom: Whom<'_>, provider: &str) -> Problem {
+    let at: Vec<&str> = match whom {
+        Whom::Agent(a) => a.at.keys().map(String::as_str).collect(),
+        Whom::VendorId(_) => Vec::new(),
+    };
+    Problem::field(
+        ErrorCode::InvalidRequest,
+        "provider",
+        format!(
+            "agent {:?} does not run at provider {provider:?} (it runs at {})",
+            whom.name(),
+            at.join(", ")
+        ),
+    )
+}
+
+/// Where a create without a named provider or an agent rule may go.
+enum Placement {
+    One(String, Rule),
+    /// Weighted providers (weights need not sum to 100), and the agent whose split it is.
+    Split(BTreeMap<String, u32>, Option<String>),
+}
+
+/// The agent's own split over the providers the tenant may use; else the tenant's default,
+/// narrowed to the providers the agent runs at; else the agent's one provider.
+fn placement(tenant: &Tenant, whom: Whom<'_>) -> Result<Placement, Problem> {
+    let usable = |p: &String| tenant.may_use(p) && whom.runs_at(p);
+    let narrowed = |split: &BTreeMap<String, u32>| -> BTreeMap<String, u32> {
+        split
+            .iter()
+            .filter(|(p, w)| **w > 0 && usable(p))
+            .map(|(p, w)| (p.clone(), *w))
+            .collect()
+    };
+    if let Whom::Agent(a) = whom {
+        if let Some(split) = a.split.as_ref().map(narrowed).filter(|s| !s.is_empty()) {
+            return Ok(Placement::Split(split, Some(a.name.clone())));
+        }
+    }
+    match &tenant.default {
+        Some(DefaultRoute::One(p)) if whom.runs_at(p) => {
+            return Ok(Placement::One(p.clone(), Rule::Default))
+        }
+        Some(DefaultRoute::Split(split)) => {
+            let split = narrowed(split);
+            if !split.is_empty() {
+                return Ok(Placement::Split(split, None));
+            }
+        }
+        _ => {}
+    }
+    let Whom::Agent(a) = whom else {
+        return Err(no_default(tenant));
+    };
+    let homes: Vec<&String> = a.at.keys().filter(|p| tenant.may_use(p)).collect();
+    match homes.as_slice() {
+        [only] => Ok(Placement::One((*only).clone(), Rule::AgentOnly(a.name.clone()))),
+        _ => Err(Problem::field(
+            ErrorCode::InvalidRequest,
+            "provider",
+            format!(
+                "agent {:?} runs at {}, and this tenant's default route goes to none of them: name one, or give the agent a split",
+                a.name,
+                homes.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
 /// Where a create that `rule` routed goes when the providers `tried` refused it with nothing
-/// sent: the next provider of the tenant's weighted split, heaviest first (ties by name), not
-/// tried yet. Only a split fails over: a named provider, an agent rule or a single default is
-/// what was asked for. `None`: nowhere left to go.
+/// sent: the next provider of the split that chose it, heaviest first (ties by name), not tried
+/// yet. Only a split fails over: a named provider, an agent rule or a single default is what
+/// was asked for. `None`: nowhere left to go.
 pub fn failover_for_create(
     rt: &Runtime,
     tenant: &Tenant,
     rule: &Rule,
+    whom: Whom<'_>,
     tried: &[String],
 ) -> Option<Result<Arc<Provider>, Problem>> {
     if !matches!(rule, Rule::Split { .. } | Rule::Failover { .. }) {
         return None;
     }
-    let Some(DefaultRoute::Split(split)) = &tenant.default else {
+    let Ok(Placement::Split(split, _)) = placement(tenant, whom) else {
         return None;
     };
-    let mut order: Vec<(&String, &u32)> = split.iter().filter(|(_, w)| **w > 0).collect();
+    let mut order: Vec<(&String, &u32)> = split.iter().collect();
     order.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     let next = order
         .into_iter()
@@ -254,12 +415,15 @@ pub fn failover_for_create(
     Some(named(rt, tenant, next))
 }
 
-/// The provider whose cumulative weight range holds `bucket` (weights sum to 100).
-fn pick(split: &std::collections::BTreeMap<String, u32>, bucket: u8) -> String {
+/// The provider whose cumulative weight range holds `bucket` (0–99), the weights scaled to
+/// their sum (a split narrowed to some of its providers keeps their proportions).
+fn pick(split: &BTreeMap<String, u32>, bucket: u8) -> String {
+    let total: u32 = split.values().sum();
+    let target = u32::from(bucket) * total / 100;
     let mut upto = 0u32;
     for (name, weight) in split {
         upto += weight;
-        if u32::from(bucket) < upto {
+        if target < upto {
             return name.clone();
         }
     }
@@ -272,10 +436,13 @@ mod tests {
 
     #[test]
     fn buckets_fall_to_providers_by_weight() {
-        let split =
-            std::collections::BTreeMap::from([("a".to_string(), 90), ("b".to_string(), 10)]);
+        let split = BTreeMap::from([("a".to_string(), 90), ("b".to_string(), 10)]);
         let picks: Vec<String> = (0..100).map(|b| pick(&split, b)).collect();
         assert_eq!(picks.iter().filter(|p| *p == "a").count(), 90);
         assert_eq!(pick(&split, 95), "b");
+        // A narrowed split keeps the proportions of what is left.
+        let narrowed = BTreeMap::from([("a".to_string(), 30), ("b".to_string(), 10)]);
+        let picks: Vec<String> = (0..100).map(|b| pick(&narrowed, b)).collect();
+        assert_eq!(picks.iter().filter(|p| *p == "a").count(), 75);
     }
 }

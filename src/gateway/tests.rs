@@ -29,6 +29,7 @@ fn providers() -> Incoming<'static> {
         body: super::Body::None,
         content_type: None,
         idempotency_key: None,
+        prefer: None,
     }
 }
 

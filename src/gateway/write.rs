@@ -12,7 +12,8 @@ use super::plan::WritePlan;
 use super::upstream::{encode, read_json, unnormalizable, Exchange, VendorSide};
 use crate::adapter::normalize::Context;
 use crate::adapter::rules::Params;
-use crate::canonical::{ErrorCode, Problem};
+use crate::canonical::handling::Warning;
+use crate::canonical::{Call, ErrorCode, Problem};
 use crate::config::Provider;
 use crate::layers::cache::ResponseCache;
 use crate::layers::idempotency::{IdempotencyStore, Produced, Ran, StoredAnswer};
@@ -44,12 +45,16 @@ pub async fn write(
         let answer = match result {
             Ok((id, body)) => {
                 layers.cache.invalidate_call(&provider.name, &id);
+                let mut headers = vec![("Location", format!("/v1/calls/{id}"))];
+                if let Some(h) = plan.preference_applied {
+                    headers.push(("Preference-Applied", format!("handling={}", h.name())));
+                }
                 StoredAnswer {
                     status: plan.success,
                     code: None,
                     content_type: JSON,
                     body,
-                    headers: vec![("Location", format!("/v1/calls/{id}"))],
+                    headers,
                 }
             }
             Err(p) => problem_answer(p, cx.request_id),
@@ -95,14 +100,27 @@ fn written_call(
     let op = adapter.write_op(plan.kind)?;
     let cx = Context {
         provider: &provider.name,
+        agents: &provider.agent_keys,
         params: Params(&plan.params),
         include_raw: false,
     };
     let call = adapter
         .normalize_write(op, &body, cx, &mut facts.drift)
         .map_err(|e| unnormalizable(provider, e, facts))?;
-    let body = encode(&call)?;
+    let body = encode(&Written {
+        call: &call,
+        warnings: &plan.warnings,
+    })?;
     Ok((call.id, Bytes::from(body)))
+}
+
+/// A written call as answered: the call, and the request fields the vendor did not receive.
+#[derive(serde::Serialize)]
+struct Written<'a> {
+    #[serde(flatten)]
+    call: &'a Call,
+    #[serde(skip_serializing_if = "<[Warning]>::is_empty")]
+    warnings: &'a [Warning],
 }
 
 /// The one decision whether a failed write's outcome is unknown: a vendor error or timeout
