@@ -204,14 +204,8 @@ fn page_of(c: &Case, plan: &ListPlan, body: &ListBody) -> ListPage {
         params: Params(&plan.params),
         include_raw: false,
     };
-    plan.assemble(
-        &c.adapter,
-        body,
-        cx,
-        &c.query.filters,
-        &mut drift,
-    )
-    .expect("normalize")
+    plan.assemble(&c.adapter, body, cx, &c.query.filters, &mut drift)
+        .expect("normalize")
 }
 
 fn assemble(c: &Case, body: &ListBody) -> CallPage {

@@ -8,8 +8,8 @@
 //! would send ([`exchange::outgoing_headers`]), so what it prints is what is sent. A request the
 //! gateway would refuse yields the same canonical [`Problem`].
 
-use crate::adapter::spec::PaginationStyle;
 use crate::adapter::plan::VendorRequest;
+use crate::adapter::spec::PaginationStyle;
 use crate::canonical::handling::{Handling, Warning};
 use crate::canonical::{ErrorCode, Problem};
 use crate::config::{Provider, Runtime, Tenant};
@@ -138,7 +138,7 @@ pub fn explain(rt: &Runtime, req: Request<'_>) -> Result<Explanation, Problem> {
     };
     let op = match Endpoint::parse(&method, path) {
         Ok(Endpoint::Call(op)) => Ok(op),
-        Ok(Endpoint::Providers | Endpoint::OpenApi) => Err(Problem::new(
+        Ok(Endpoint::Providers | Endpoint::Agents | Endpoint::OpenApi) => Err(Problem::new(
             ErrorCode::InvalidRequest,
             format!("{method} {path} is answered by callgate itself; no vendor request is sent"),
         )),

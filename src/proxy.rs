@@ -171,7 +171,9 @@ impl ProxyHttp for CallgateProxy {
             body: body.as_body(),
             content_type: req.headers.get("content-type").map(|v| v.as_bytes()),
             idempotency_key: req.headers.get("idempotency-key").map(|v| v.as_bytes()),
-            prefer: Handling::from_prefer(req.headers.get_all("prefer").iter().map(|v| v.as_bytes())),
+            prefer: Handling::from_prefer(
+                req.headers.get_all("prefer").iter().map(|v| v.as_bytes()),
+            ),
         };
         let answer = self.gateway.handle(incoming).await;
         let mut resp = ResponseHeader::build(answer.status, Some(6))?;

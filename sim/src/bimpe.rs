@@ -290,7 +290,12 @@ impl State {
                 rid,
             );
         };
-        let mut problems = Vec::new();
+        // The console API validates with a whitelist: an unknown property is a validation error.
+        let mut problems: Vec<String> = body
+            .keys()
+            .filter(|k| !["destination", "is_test_call"].contains(&k.as_str()))
+            .map(|k| format!("property {k} should not exist"))
+            .collect();
         let destination = body.get("destination").and_then(Value::as_str);
         let valid_number = destination.is_some_and(|d| {
             d.len() > 4 && d.starts_with('+') && d[1..].bytes().all(|b| b.is_ascii_digit())

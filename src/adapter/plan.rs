@@ -278,15 +278,9 @@ impl Adapter {
         };
         let (fitted, dropped) = fit::fit(op, &req.json, handling, who)?;
         if fitted.as_object().is_none_or(|o| o.is_empty()) {
-            return Err(Problem::field(
-                ErrorCode::InvalidRequest,
-                "body",
-                format!(
-                    "nothing left to update: provider {provider:?} (vendor {:?}) can update only {}",
-                    self.vendor,
-                    op.accepts.join(", ")
-                ),
-            ));
+            // Nothing the vendor can take is left: an update of nothing is refused, naming
+            // the fields it cannot take, whatever the handling.
+            fit::fit(op, &req.json, Handling::Strict, who)?;
         }
         let mut request = build(&op.endpoint, Params(id_params), Vec::new(), &|_| {
             "id".into()

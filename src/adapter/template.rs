@@ -227,7 +227,10 @@ mod tests {
         let mut fields = Vec::new();
         t.fields(&mut fields);
         fields.sort();
-        assert_eq!(fields, vec!["customer.fields", "nope", "status", "test", "to"]);
+        assert_eq!(
+            fields,
+            vec!["customer.fields", "nope", "status", "test", "to"]
+        );
     }
 
     #[test]

@@ -72,7 +72,10 @@ mod tests {
             pref(&["respond-async, wait=10, handling=\"lenient\"; x=1"]),
             Some(Handling::Lenient)
         );
-        assert_eq!(pref(&["return=minimal", "handling = strict"]), Some(Handling::Strict));
+        assert_eq!(
+            pref(&["return=minimal", "handling = strict"]),
+            Some(Handling::Strict)
+        );
         assert_eq!(pref(&["handling=forgiving"]), None);
         assert_eq!(pref(&["return=minimal"]), None);
         assert_eq!(pref(&[]), None);

@@ -150,7 +150,6 @@ pub struct UpdateCall {
     pub json: Value,
 }
 
-
 fn field(field: &str, message: impl Into<String>) -> FieldError {
     FieldError {
         field: field.into(),
@@ -365,7 +364,10 @@ mod tests {
             err_field(r#"{"agent": "bot", "agentId": "a", "to": "+14155550100"}"#),
             "agentId"
         );
-        assert_eq!(err_field(r#"{"agent": " ", "to": "+14155550100"}"#), "agent");
+        assert_eq!(
+            err_field(r#"{"agent": " ", "to": "+14155550100"}"#),
+            "agent"
+        );
         assert_eq!(err_field(r#"{"agentId": "a"}"#), "to");
         assert_eq!(
             err_field(r#"{"agentId": 5, "to": "+14155550100"}"#),

@@ -196,7 +196,7 @@ pub(super) fn build(
                 );
             }
             let provider = providers.get(pname);
-            if provider.is_none() && cfg.providers.get(pname).is_none() {
+            if provider.is_none() && !cfg.providers.contains_key(pname) {
                 errs.add(&pkey, format!("no provider named {pname:?}"));
             }
             let defaults = defaults(errs, &pkey, &m.defaults, provider.map(|p| &*p.adapter));

@@ -10,6 +10,8 @@ pub enum Endpoint<'a> {
     OpenApi,
     /// `GET /v1/providers`.
     Providers,
+    /// `GET /v1/agents`.
+    Agents,
     /// An operation on calls, answered through a vendor.
     Call(CallOp<'a>),
 }
@@ -43,6 +45,7 @@ impl<'a> Endpoint<'a> {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let op = match (method, segments.as_slice()) {
             ("GET", ["v1", "providers"]) => return Ok(Endpoint::Providers),
+            ("GET", ["v1", "agents"]) => return Ok(Endpoint::Agents),
             ("GET", ["v1", "calls"]) => CallOp::List,
             ("GET", ["v1", "calls", id]) if !id.is_empty() => CallOp::Get(id),
             ("POST", ["v1", "calls"]) => CallOp::Create,
@@ -80,6 +83,7 @@ mod tests {
             Endpoint::parse("GET", "/v1/providers"),
             Ok(Endpoint::Providers)
         );
+        assert_eq!(Endpoint::parse("GET", "/v1/agents"), Ok(Endpoint::Agents));
         assert_eq!(
             Endpoint::parse("PUT", "/v1/calls/zudu:1"),
             Ok(Endpoint::Call(CallOp::Update("zudu:1")))

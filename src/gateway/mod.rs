@@ -19,6 +19,7 @@
 //! Each stage returns what it saw with its result; [`Gateway::handle`] assembles the request's
 //! log and metrics record ([`answer::Outcome`]) once, from those results.
 
+mod agents;
 pub mod answer;
 pub mod auth;
 mod body;
@@ -199,6 +200,11 @@ impl Gateway {
                 ..seen
             }
             .finish(Ok(providers::list(rt, &tenant, &self.vendor.health))),
+            Ok(Endpoint::Agents) => Seen {
+                operation: Some(Operation::ListAgents),
+                ..seen
+            }
+            .finish(Ok(agents::list(rt, &tenant))),
             Ok(Endpoint::OpenApi) => seen.finish(Ok(openapi())),
             Err(p) => seen.finish(Err(p)),
         }

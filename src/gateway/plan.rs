@@ -8,8 +8,8 @@ use super::endpoint::CallOp;
 use super::portable;
 use super::route::{self, Rule};
 use crate::adapter::plan::{ListPlan, VendorRequest, WriteKind};
-use crate::canonical::handling::{Handling, Warning};
 use crate::canonical::cursor::Position;
+use crate::canonical::handling::{Handling, Warning};
 use crate::canonical::id::CallId;
 use crate::canonical::list_query::{self, ListQuery, DEFAULT_LIMIT};
 use crate::canonical::write::{CreateCall, UpdateCall};
@@ -373,7 +373,14 @@ pub fn failover(
     let rule = Rule::Failover {
         from: failed.provider.name.clone(),
     };
-    Some(create_at(tenant, req, &create, agent.as_deref(), provider, rule))
+    Some(create_at(
+        tenant,
+        req,
+        &create,
+        agent.as_deref(),
+        provider,
+        rule,
+    ))
 }
 
 /// The same create planned at each provider of the split that routed it (for `explain`: what
@@ -418,7 +425,10 @@ fn create_at(
 ) -> Result<Planned, Refused> {
     let key = idempotency_key(req)?;
     // A pool default is drawn by the key, so a retried create is the same call.
-    let draw = key.map_or_else(|| fastrand::u64(..), |k| route::draw(tenant, k, b"defaults"));
+    let draw = key.map_or_else(
+        || fastrand::u64(..),
+        |k| route::draw(tenant, k, b"defaults"),
+    );
     let fitted = portable::create_for(create, agent, &provider, draw).map_err(at(&provider))?;
     let handling = portable::handling(tenant, &rule, req.prefer);
     let planned = provider

@@ -6,12 +6,24 @@ use crate::layers::health::{Health, HealthBoard};
 use serde::Serialize;
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ProviderView<'a> {
     name: &'a str,
     vendor: &'a str,
     capabilities: Vec<&'static str>,
     health: Health,
+    /// Vendor agent ids known for this provider (its `agents`, the canonical agents' ids there,
+    /// the tenant's agent rules).
     agents: Vec<&'a str>,
+    /// The canonical agents that run here: `{key, agentId}`.
+    canonical_agents: Vec<CanonicalAgentView<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CanonicalAgentView<'a> {
+    key: &'a str,
+    agent_id: &'a str,
 }
 
 #[derive(Serialize)]
@@ -38,10 +50,25 @@ pub fn list(rt: &Runtime, tenant: &Tenant, health: &HealthBoard) -> Answer {
             if p.adapter.update.is_some() {
                 capabilities.push("update_call");
             }
-            // Agents named anywhere in config for this provider: its own list and the tenant's rules.
+            let canonical_agents: Vec<CanonicalAgentView> = rt
+                .agents_of(tenant)
+                .filter_map(|a| {
+                    a.at.get(&p.name).map(|at| CanonicalAgentView {
+                        key: &a.name,
+                        agent_id: &at.agent_id,
+                    })
+                })
+                .collect();
+            // Vendor agent ids named anywhere in config for this provider: its own list, the
+            // canonical agents' and the tenant's rules (a rule naming a canonical agent is not one).
             let mut agents: Vec<&str> = p.agents.iter().map(String::as_str).collect();
-            for (agent, provider) in &tenant.agent_routes {
-                if *provider == p.name && !agents.contains(&agent.as_str()) {
+            let routed = tenant
+                .agent_routes
+                .iter()
+                .filter(|(agent, provider)| *provider == p.name && !rt.agents.contains_key(agent))
+                .map(|(agent, _)| agent.as_str());
+            for agent in canonical_agents.iter().map(|c| c.agent_id).chain(routed) {
+                if !agents.contains(&agent) {
                     agents.push(agent);
                 }
             }
@@ -51,6 +78,7 @@ pub fn list(rt: &Runtime, tenant: &Tenant, health: &HealthBoard) -> Answer {
                 capabilities,
                 health: health.get(&p.name),
                 agents,
+                canonical_agents,
             }
         })
         .collect();

@@ -276,11 +276,7 @@ pub fn for_create(
         }
         return Ok((named, Rule::Explicit));
     }
-    if let Some((agent, p)) = tenant
-        .agent_routes
-        .iter()
-        .find(|(a, _)| a == whom.name())
-    {
+    if let Some((agent, p)) = tenant.agent_routes.iter().find(|(a, _)| a == whom.name()) {
         return Ok((named(rt, tenant, p)?, Rule::Agent(agent.clone())));
     }
     let (name, rule) = match placement(tenant, whom)? {
@@ -291,7 +287,14 @@ pub fn for_create(
                 None => fastrand::u8(0..100),
             };
             let keyed = idempotency_key.is_some();
-            (pick(&split, bucket), Rule::Split { bucket, keyed, agent })
+            (
+                pick(&split, bucket),
+                Rule::Split {
+                    bucket,
+                    keyed,
+                    agent,
+                },
+            )
         }
     };
     Ok((named(rt, tenant, &name)?, rule))

@@ -317,6 +317,7 @@ pub struct Reply {
     pub www_authenticate: Option<String>,
     pub cache_status: Option<String>,
     pub location: Option<String>,
+    pub preference_applied: Option<String>,
     pub replayed: bool,
     pub text: String,
 }
@@ -336,6 +337,7 @@ impl Reply {
             www_authenticate: resp.header("www-authenticate").map(str::to_string),
             cache_status: resp.header("cache-status").map(str::to_string),
             location: resp.header("location").map(str::to_string),
+            preference_applied: resp.header("preference-applied").map(str::to_string),
             replayed: resp.header("idempotent-replayed") == Some("true"),
             text: resp.into_string().unwrap_or_default(),
         }
