@@ -47,7 +47,7 @@ pub struct Explanation {
     pub tenant: String,
     /// `list_calls`, `get_call`.
     pub operation: &'static str,
-    /// Which routing rule fired: `explicit provider`, `agent rule agentId=… → p`, `tenant default`,
+    /// Which routing rule fired: `explicit provider`, `agent rule … → p`, `tenant default`,
     /// `call id names provider p`.
     pub rule: String,
     pub provider: String,

@@ -156,7 +156,7 @@ fn check_summarizes_a_good_config() {
         "    → bim → bimpe (",
         "adapters/bimpe.toml)",
         "    default route: zud",
-        "    agent rule: agentId=agt_1 → bim",
+        "    agent rule: agt_1 → bim",
         "    rate limit: 5/s, burst 10",
         "    rate limit: unlimited",
         "providers (3):",
@@ -343,7 +343,7 @@ fn explain_a_list_on_each_vendor() {
     // Bimpe: an agent rule; the agent fills the path; the base URL's prefix is kept.
     let (code, v) = explain_json(&["--key", KEY_OPS, "GET", "/v1/calls?agentId=agt_1&limit=7"]);
     assert_eq!(code, 0, "{v}");
-    assert_eq!(v["rule"], "agent rule agentId=agt_1 → bim");
+    assert_eq!(v["rule"], "agent rule agt_1 → bim");
     assert_eq!(v["vendor"], "bimpe");
     assert_eq!(
         v["request"]["url"],
@@ -554,7 +554,7 @@ fn explain_a_create_and_an_update_on_each_vendor() {
         "/v1/calls",
     ]);
     assert_eq!(code, 0, "{v}");
-    assert_eq!(v["rule"], "agent rule agentId=agt_1 → bim");
+    assert_eq!(v["rule"], "agent rule agt_1 → bim");
     assert_eq!(
         v["request"]["url"],
         "http://127.0.0.1:18082/bimpe/api/v1/console/agents/agt_1/calls"
@@ -731,5 +731,185 @@ fn check_refuses_an_empty_or_half_written_config() {
     assert!(
         err.contains("providers: no provider is configured"),
         "{err}"
+    );
+}
+
+fn agents_config(zud_defaults: &str) -> String {
+    format!(
+        r#"{}
+[agents.support-bot]
+split = {{ ele = 50, bim = 25, zud = 25 }}
+
+[agents.support-bot.providers.ele]
+agent_id = "e-1"
+defaults = {{ skillId = "sk-1" }}
+
+[agents.support-bot.providers.bim]
+agent_id = "b-1"
+
+[agents.support-bot.providers.zud]
+agent_id = "z-1"
+{zud_defaults}
+"#,
+        good_config()
+    )
+}
+
+#[test]
+fn check_shows_agents_and_refuses_a_mapping_that_cannot_place_a_call() {
+    let good = agents_config(r#"defaults = { from = ["+14155550100", "+14155550101"] }"#);
+    let path = write_config(&good);
+    let (code, out, err) = check(&path, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("agents (1):"), "{out}");
+    assert!(
+        out.contains("  support-bot  split bim 25%, ele 50%, zud 25%"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    at ele: agentId e-1; defaults skillId"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    at zud: agentId z-1; defaults from"),
+        "{out}"
+    );
+    assert!(out.contains("strict when the request names its provider, lenient when routed"));
+    // Each mistake in a mapping, refused naming its place: the 25 % to zud would all fail.
+    for (defaults, place, reason) in [
+        (
+            "",
+            "agents.support-bot.providers.zud",
+            "vendor \"zudu\" requires from to place a call",
+        ),
+        (
+            r#"defaults = { from = "+14155550100", skillId = "x" }"#,
+            "agents.support-bot.providers.zud.defaults.skillId",
+            "vendor \"zudu\" cannot take skillId",
+        ),
+        (
+            r#"defaults = { from = "555-0100" }"#,
+            "agents.support-bot.providers.zud.defaults.from",
+            "must be an E.164 phone number",
+        ),
+        (
+            r#"defaults = { from = "+14155550100", colour = "red" }"#,
+            "agents.support-bot.providers.zud.defaults.colour",
+            "not a field a default can fill",
+        ),
+        (
+            "defaults = { from = [] }",
+            "agents.support-bot.providers.zud.defaults.from",
+            "a pool is a non-empty list of strings",
+        ),
+    ] {
+        let path = write_config(&agents_config(defaults));
+        let (code, _, err) = check(&path, &[]);
+        assert_eq!(code, 1, "{defaults}: {err}");
+        let line = format!("{place}: {reason}");
+        assert!(
+            err.contains(&line),
+            "{defaults}: expected {line:?} in\n{err}"
+        );
+    }
+    // A split over a provider the agent does not run at, and weights that are not 100.
+    let bad = good.replace(
+        "split = { ele = 50, bim = 25, zud = 25 }",
+        "split = { ele = 50, bim = 25, nowhere = 20 }",
+    );
+    let (code, _, err) = check(&write_config(&bad), &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("agents.support-bot.split.nowhere: the agent does not run there"),
+        "{err}"
+    );
+    assert!(
+        err.contains("agents.support-bot.split: weights sum to 95, not 100"),
+        "{err}"
+    );
+    // A tenant rule sending a canonical agent where it does not run.
+    let bad = good.replace(
+        r#"routes = [{ agent = "agt_1", provider = "bim" }]"#,
+        r#"routes = [{ agent = "support-bot", provider = "nowhere" }]"#,
+    );
+    let bad = bad.replace(
+        "[agents.support-bot.providers.bim]\nagent_id = \"b-1\"\n",
+        "",
+    );
+    let bad = bad.replace("bim = 25, zud = 25", "zud = 50");
+    let bad = bad.replace(r#"provider = "nowhere""#, r#"provider = "bim""#);
+    let (code, _, err) = check(&write_config(&bad), &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("tenants.ops.routes[0]: agent \"support-bot\" does not run at \"bim\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn explain_shows_what_each_provider_of_a_split_would_receive() {
+    let path = write_config(&agents_config(
+        r#"defaults = { from = ["+14155550100", "+14155550101"] }"#,
+    ));
+    let body = r#"{"agent": "support-bot", "to": "+14155550123", "customer": {"name": "Ada"}}"#;
+    let args = |json: bool| {
+        let mut a = vec![
+            "explain",
+            "--config",
+            path.to_str().unwrap(),
+            "--key",
+            KEY_OPS,
+        ];
+        if json {
+            a.push("--json");
+        }
+        a.extend(["--body", body, "POST", "/v1/calls"]);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |json: bool| {
+        let a = args(json);
+        callgate(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+    };
+    let (code, out, err) = run(true);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["rule"]
+            .as_str()
+            .unwrap()
+            .starts_with("agent support-bot's split (weighted split"),
+        "{}",
+        v["rule"]
+    );
+    let split = v["split"].as_array().unwrap();
+    let by = |p: &str| split.iter().find(|s| s["provider"] == p).unwrap().clone();
+    let (ele, bim, zud) = (by("ele"), by("bim"), by("zud"));
+    assert_eq!(split.len(), 3);
+    assert_eq!(ele["request"]["body"]["agentId"], "e-1");
+    assert_eq!(ele["request"]["body"]["skillId"], "sk-1");
+    assert_eq!(ele["request"]["body"]["customerName"], "Ada");
+    assert_eq!(ele["dropped"], serde_json::json!([]));
+    assert_eq!(
+        bim["request"]["url"],
+        "http://127.0.0.1:18082/bimpe/api/v1/console/agents/b-1/calls"
+    );
+    assert_eq!(
+        bim["request"]["body"],
+        serde_json::json!({"destination": "+14155550123"})
+    );
+    assert_eq!(bim["dropped"][0]["field"], "customer");
+    assert_eq!(zud["request"]["body"]["override_agent_id"], "z-1");
+    let from = zud["request"]["body"]["from_number"].as_str().unwrap();
+    assert!(["+14155550100", "+14155550101"].contains(&from), "{from}");
+    assert_eq!(zud["dropped"][0]["field"], "customer");
+    // The text form says the same, provider by provider.
+    let (code, out, _) = run(false);
+    assert_eq!(code, 0);
+    for p in ["ele", "bim", "zud"] {
+        assert!(out.contains(&format!("if the split picks {p}:")), "{out}");
+    }
+    assert!(
+        out.contains("  dropped customer: not sent: provider \"zud\""),
+        "{out}"
     );
 }

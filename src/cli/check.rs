@@ -62,8 +62,14 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
         };
         let _ = writeln!(out, "    default route: {default}");
         for (agent, p) in &t.agent_routes {
-            let _ = writeln!(out, "    agent rule: agentId={agent} → {p}");
+            let _ = writeln!(out, "    agent rule: {agent} → {p}");
         }
+        let _ = writeln!(
+            out,
+            "    handling of fields a vendor cannot take: {} when the request names its provider, {} when routed",
+            t.handling.named.name(),
+            t.handling.routed.name()
+        );
         let limit = match t.rate_limit {
             Some(l) => format!("{}/s, burst {}", l.per_second, l.burst),
             None => "unlimited".into(),
@@ -95,6 +101,41 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
         );
         if !p.agents.is_empty() {
             let _ = writeln!(out, "    agents: {}", p.agents.join(", "));
+        }
+    }
+    if !rt.agents.is_empty() {
+        let _ = writeln!(out, "\nagents ({}):", rt.agents.len());
+    }
+    for a in rt.agents.values() {
+        let split = match &a.split {
+            Some(split) => {
+                let parts: Vec<String> = split.iter().map(|(p, w)| format!("{p} {w}%")).collect();
+                format!("  split {}", parts.join(", "))
+            }
+            None => String::new(),
+        };
+        let _ = writeln!(out, "  {}{split}", a.name);
+        for (p, at) in &a.at {
+            let defaults = at.defaults.to_json();
+            let fields: Vec<&String> = defaults
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k)
+                .collect();
+            let filled = if fields.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; defaults {}",
+                    fields
+                        .iter()
+                        .map(|f| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let _ = writeln!(out, "    at {p}: agentId {}{filled}", at.agent_id);
         }
     }
     let _ = writeln!(out, "\nadapters ({}):", rt.adapters.len());

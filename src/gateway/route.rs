@@ -222,7 +222,7 @@ impl Rule {
     pub fn describe(&self, provider: &str) -> String {
         match self {
             Rule::Explicit => "explicit provider".into(),
-            Rule::Agent(agent) => format!("agent rule agentId={agent} → {provider}"),
+            Rule::Agent(agent) => format!("agent rule {agent} → {provider}"),
             Rule::Default => "tenant default".into(),
             Rule::Split {
                 bucket,
