@@ -467,3 +467,92 @@ fn a_live_reload_refuses_a_broken_agent_mapping() {
     std::fs::write(&path, &good).unwrap();
     assert!(reloader.reload("test"));
 }
+
+/// Stops the child when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_demo_prints_a_create_that_works_as_printed() {
+    use std::io::{BufRead, BufReader};
+    let [e, b, z, api, admin] = common::free_ports::<5>();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["demo", "--elemente", &format!("127.0.0.1:{e}")])
+        .args([
+            "--bimpe",
+            &format!("127.0.0.1:{b}"),
+            "--zudu",
+            &format!("127.0.0.1:{z}"),
+        ])
+        .env("CALLGATE__SERVER__LISTEN", format!("127.0.0.1:{api}"))
+        .env(
+            "CALLGATE__SERVER__ADMIN_LISTEN",
+            format!("127.0.0.1:{admin}"),
+        )
+        .env(
+            "CALLGATE__PROVIDERS__ELEMENTE__BASE_URL",
+            format!("http://127.0.0.1:{e}"),
+        )
+        .env(
+            "CALLGATE__PROVIDERS__BIMPE__BASE_URL",
+            format!("http://127.0.0.1:{b}"),
+        )
+        .env(
+            "CALLGATE__PROVIDERS__ZUDU__BASE_URL",
+            format!("http://127.0.0.1:{z}"),
+        )
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Killed(child);
+    let line = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("-d '"))
+        .expect("the banner prints a create");
+    // Take the line apart as a shell would: headers, body, URL.
+    let body = line
+        .split("-d '")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    let url = line.rsplit(' ').next().unwrap();
+    assert_eq!(url, format!("http://127.0.0.1:{api}/v1/calls"));
+    let headers: Vec<(String, String)> = line
+        .split("-H '")
+        .skip(1)
+        .map(|h| {
+            let h = h.split('\'').next().unwrap();
+            let (k, v) = h.split_once(": ").unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    common::wait_until("the demo gateway to answer", || {
+        ureq::get(&format!("http://127.0.0.1:{admin}/readyz"))
+            .call()
+            .is_ok()
+    });
+    // The split picks at random: ten creates reach every vendor with a good chance, and each
+    // must be placed whichever it reached.
+    for _ in 0..10 {
+        let mut req = ureq::post(url);
+        for (k, v) in &headers {
+            req = req.set(k, v);
+        }
+        let r = req.send_string(body).expect("201");
+        assert_eq!(r.status(), 201);
+        let v: Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+        assert_eq!(v["agent"]["key"], "support-bot", "{v}");
+    }
+}

@@ -12,6 +12,10 @@ use std::process::ExitCode;
 
 pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
 pub const DEMO_KEY: &str = "demo-key";
+/// The create the banner prints: one canonical body, placed by whichever vendor the canonical
+/// agent's split picks (fields a vendor cannot take are dropped and reported in `warnings`).
+const DEMO_CREATE: &str =
+    r#"{"agent": "support-bot", "to": "+14155550123", "customer": {"name": "Ada"}}"#;
 const EMBEDDED_ADAPTERS: [(&str, &str); 3] = [
     (
         "elemente.toml",
@@ -114,6 +118,9 @@ fn print_banner(listen: &str, admin: &str, bimpe_agent: &str) {
     );
     println!("  curl -s {auth} 'http://{listen}/v1/calls?provider=zudu&limit=1' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"data\"][0][\"id\"])'");
     println!("  curl -s {auth} http://{listen}/v1/calls/<id from the line above>");
+    // One body for every vendor: the canonical agent's split picks Elemente, Bimpe or Zudu.
+    println!("  curl -s {auth} http://{listen}/v1/agents");
+    println!("  curl -s {auth} -H 'Content-Type: application/json' -d '{DEMO_CREATE}' http://{listen}/v1/calls");
     println!("  curl -s http://{listen}/openapi.json | head -c 300");
     println!("  curl -s http://{admin}/readyz\n");
 }
