@@ -53,7 +53,7 @@ fn start() -> Harness {
     h
 }
 
-fn body(r: &RecordedRequest) -> Value {
+fn sent_json(r: &RecordedRequest) -> Value {
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
 }
 
@@ -125,7 +125,7 @@ fn one_body_split_three_ways_is_placed_by_every_vendor() {
     let ele = h.sim(VendorKind::Elemente).requests();
     assert_eq!(ele.len(), by_provider["elemente"]);
     for r in &ele {
-        let b = body(r);
+        let b = sent_json(r);
         assert_eq!(
             (r.method.as_str(), r.path.as_str()),
             ("POST", "/api/v1/calls")
@@ -142,13 +142,13 @@ fn one_body_split_three_ways_is_placed_by_every_vendor() {
             r.path,
             format!("/api/v1/console/agents/{BIMPE_AGENT}/calls")
         );
-        assert_eq!(body(r), json!({"destination": "+14155550123"}));
+        assert_eq!(sent_json(r), json!({"destination": "+14155550123"}));
     }
     let zud = h.sim(VendorKind::Zudu).requests();
     assert_eq!(zud.len(), by_provider["zudu"]);
     let mut froms: BTreeMap<String, usize> = BTreeMap::new();
     for r in &zud {
-        let b = body(r);
+        let b = sent_json(r);
         assert_eq!(r.path, "/api/calls/create-phone-call");
         let mut keys: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
@@ -267,7 +267,7 @@ fn reads_show_the_canonical_agent() {
         created["agent"],
         json!({"key": "zudu-only", "id": "zudu-only-id", "phone": "+14155550177", "email": null})
     );
-    let sent = body(&h.sim(VendorKind::Zudu).requests()[0]);
+    let sent = sent_json(&h.sim(VendorKind::Zudu).requests()[0]);
     assert_eq!(sent["from_number"], "+14155550177");
     let id = created["id"].as_str().unwrap();
     let got = h.get(&format!("/v1/calls/{id}")).json();
@@ -323,7 +323,7 @@ fn updates_are_portable_too() {
         &[],
     );
     assert_eq!(r.status, 200, "{}", r.text);
-    let put = body(&h.sim(VendorKind::Elemente).requests()[0]);
+    let put = sent_json(&h.sim(VendorKind::Elemente).requests()[0]);
     assert_eq!(
         put,
         json!({"agentId": "ele-support", "note": "handed over"})
@@ -347,7 +347,7 @@ fn updates_are_portable_too() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["warnings"][0]["field"], "note");
     assert_eq!(r.preference_applied.as_deref(), Some("handling=lenient"));
-    let put = body(&h.sim(VendorKind::Zudu).requests()[0]);
+    let put = sent_json(&h.sim(VendorKind::Zudu).requests()[0]);
     assert_eq!(put, json!({"call_status": "ENDED"}));
     // Nothing the vendor can take: refused naming the field, lenient or not.
     let r = h.send("PATCH", &path, r#"{"note": "only"}"#, &[]);
@@ -554,5 +554,51 @@ fn the_demo_prints_a_create_that_works_as_printed() {
         assert_eq!(r.status(), 201);
         let v: Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
         assert_eq!(v["agent"]["key"], "support-bot", "{v}");
+    }
+}
+
+#[test]
+fn a_split_create_fails_over_across_vendors_with_the_portable_body() {
+    // The agent's split sends 90 % to a provider whose vendor (Zudu's API) refuses connections;
+    // those creates fail over to Elemente, another vendor, which gets its own shape of the body.
+    let extra = r#"
+[agents.fallback-bot]
+split = { dead = 90, elemente = 10 }
+
+[agents.fallback-bot.providers.dead]
+agent_id = "dead-bot"
+defaults = { from = "+14155550111" }
+
+[agents.fallback-bot.providers.elemente]
+agent_id = "ele-fallback"
+defaults = { skillId = "skill-9" }
+"#;
+    let h = Harness::start_configured(SimOptions::default(), extra);
+    h.sim(VendorKind::Elemente).clear_requests();
+    let body = r#"{"agent": "fallback-bot", "to": "+14155550123", "customer": {"name": "Ada"}}"#;
+    let mut failed_over = 0;
+    for i in 0..10 {
+        let key = format!("fallback-{i}");
+        let r = h.send("POST", "/v1/calls", body, &[("Idempotency-Key", &key)]);
+        assert_eq!(r.status, 201, "{}", r.text);
+        let v = r.json();
+        assert_eq!(v["provider"], "elemente", "{v}");
+        assert_eq!(v["agent"]["key"], "fallback-bot");
+        if let Some(from) = &r.failover {
+            assert_eq!(from, "dead");
+            failed_over += 1;
+        }
+    }
+    assert!(
+        failed_over >= 5,
+        "only {failed_over} of 10 went to dead first"
+    );
+    let sent = h.sim(VendorKind::Elemente).requests();
+    assert_eq!(sent.len(), 10, "each create placed once");
+    for r in &sent {
+        let b = sent_json(r);
+        assert_eq!(b["agentId"], "ele-fallback");
+        assert_eq!(b["skillId"], "skill-9");
+        assert_eq!(b["customerName"], "Ada");
     }
 }

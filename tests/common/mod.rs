@@ -318,6 +318,7 @@ pub struct Reply {
     pub cache_status: Option<String>,
     pub location: Option<String>,
     pub preference_applied: Option<String>,
+    pub failover: Option<String>,
     pub replayed: bool,
     pub text: String,
 }
@@ -338,6 +339,7 @@ impl Reply {
             cache_status: resp.header("cache-status").map(str::to_string),
             location: resp.header("location").map(str::to_string),
             preference_applied: resp.header("preference-applied").map(str::to_string),
+            failover: resp.header("callgate-failover").map(str::to_string),
             replayed: resp.header("idempotent-replayed") == Some("true"),
             text: resp.into_string().unwrap_or_default(),
         }
