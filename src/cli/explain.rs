@@ -154,12 +154,11 @@ fn human(e: &Explanation) -> String {
                     out.push_str(&format!("  dropped {}: {}\n", d.field, d.message));
                 }
             }
-            (None, Some(p)) => out.push_str(&format!(
-                "  refused: {} {}: {}\n",
-                p.status(),
-                p.code.name(),
-                p.detail
-            )),
+            (None, Some(p)) => {
+                for line in refusal(p).lines() {
+                    out.push_str(&format!("  {line}\n"));
+                }
+            }
             (None, None) => {}
         }
     }

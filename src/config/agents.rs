@@ -245,18 +245,12 @@ fn complete(errs: &mut Errors, key: &str, provider: &Provider, own: &Defaults) {
 }
 
 fn check_split(errs: &mut Errors, key: &str, a: &AgentSection) {
-    let Some(split) = &a.split else { return };
-    for p in split.keys().filter(|p| !a.providers.contains_key(*p)) {
-        errs.add(
-            format!("{key}.split.{p}"),
+    if let Some(split) = &a.split {
+        errs.weights(
+            &format!("{key}.split"),
+            split,
+            &|p| a.providers.contains_key(p),
             "the agent does not run there (no providers entry)",
-        );
-    }
-    let sum: u32 = split.values().sum();
-    if sum != 100 {
-        errs.add(
-            format!("{key}.split"),
-            format!("weights sum to {sum}, not 100"),
         );
     }
 }

@@ -167,6 +167,24 @@ pub(super) struct Errors {
 }
 
 impl Errors {
+    /// Checks a weighted split at `key`: every provider one of `members` (else `outsider`),
+    /// weights summing to 100.
+    pub(super) fn weights(
+        &mut self,
+        key: &str,
+        split: &BTreeMap<String, u32>,
+        members: &dyn Fn(&str) -> bool,
+        outsider: &str,
+    ) {
+        for p in split.keys().filter(|p| !members(p)) {
+            self.add(format!("{key}.{p}"), outsider);
+        }
+        let sum: u32 = split.values().sum();
+        if sum != 100 {
+            self.add(key, format!("weights sum to {sum}, not 100"));
+        }
+    }
+
     pub(super) fn add(&mut self, key: impl Into<String>, reason: impl Into<String>) {
         self.list.push(ConfigError {
             file: self.file.clone(),
@@ -371,21 +389,12 @@ pub(super) fn build(
                 format!("{key}.default"),
                 format!("{p:?} is not in this tenant's providers"),
             ),
-            Some(DefaultRoute::Split(split)) => {
-                for p in split.keys().filter(|p| !allowed(p)) {
-                    errs.add(
-                        format!("{key}.default.{p}"),
-                        "not in this tenant's providers",
-                    );
-                }
-                let sum: u32 = split.values().sum();
-                if sum != 100 {
-                    errs.add(
-                        format!("{key}.default"),
-                        format!("weights sum to {sum}, not 100"),
-                    );
-                }
-            }
+            Some(DefaultRoute::Split(split)) => errs.weights(
+                &format!("{key}.default"),
+                split,
+                &allowed,
+                "not in this tenant's providers",
+            ),
             _ => {}
         }
         for (i, r) in t.routes.iter().enumerate() {
