@@ -212,6 +212,20 @@ fn strict_refuses_what_the_vendor_cannot_take_and_sends_nothing() {
     let sent = h.sim(VendorKind::Zudu).requests();
     assert_eq!(sent.len(), 1);
     assert!(!sent[0].body.contains("Ada"), "{}", sent[0].body);
+    // A test call is never placed as a real one: `test: true` is refused even under lenient.
+    let r = h.send(
+        "POST",
+        "/v1/calls",
+        r#"{"agent": "support-bot", "provider": "zudu", "to": "+14155550123", "test": true}"#,
+        &[("Prefer", "handling=lenient")],
+    );
+    let p = r.problem(400, "invalid_request");
+    assert_eq!(p["errors"][0]["field"], "test", "{p}");
+    assert_eq!(
+        h.sim(VendorKind::Zudu).requests().len(),
+        1,
+        "nothing more was sent"
+    );
     // A field the vendor requires and nothing supplies is refused before any contact, naming
     // field and provider (the vendor id route: no agent defaults; this provider has none).
     h.sim(VendorKind::Zudu).clear_requests();

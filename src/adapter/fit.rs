@@ -1,6 +1,7 @@
 //! Fitting a canonical write to one vendor: which of the request's fields the vendor can
 //! express (the canonical fields its body template and path read), what it requires, and what
-//! happens to the rest — refused under `strict` handling, dropped and reported under `lenient`.
+//! happens to the rest — refused under `strict` handling, dropped and reported under `lenient`
+//! (except `test: true`, which is never dropped: the call would ring a real phone).
 //! Pure: the planners call it before rendering the vendor's body.
 
 use super::WriteOperation;
@@ -62,17 +63,27 @@ pub fn fit(
             who.provider, who.vendor, who.doing
         )
     };
+    // A test call the vendor cannot mark as one would ring a real phone: never dropped.
+    let rings = json.get("test") == Some(&Value::Bool(true)) && unfit.iter().any(|f| f == "test");
+    let handling = if rings { Handling::Strict } else { handling };
     match handling {
         Handling::Strict => Err(Problem::invalid(
             unfit
                 .iter()
                 .map(|f| FieldError {
                     field: f.clone(),
-                    message: format!(
-                        "{}; send Prefer: handling=lenient to {} without it",
-                        cannot(f),
-                        who.doing
-                    ),
+                    message: if rings && f == "test" {
+                        format!(
+                            "{}; a test call is never placed as a real one, whatever the handling",
+                            cannot(f)
+                        )
+                    } else {
+                        format!(
+                            "{}; send Prefer: handling=lenient to {} without it",
+                            cannot(f),
+                            who.doing
+                        )
+                    },
                 })
                 .collect(),
         )),
