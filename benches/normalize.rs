@@ -147,6 +147,8 @@ fn cases() -> Vec<Case> {
             };
             let query = ListQuery::parse(Some(&query_text)).expect("query");
             let at = Position {
+                agent: None,
+                skip: 0,
                 provider: kind.name().to_string(),
                 offset: 0,
                 size: adapter.page_size(PAGE as u32),
@@ -168,6 +170,8 @@ fn cases() -> Vec<Case> {
             if case.plan.style == PaginationStyle::None {
                 let q20 = ListQuery::parse(Some("limit=20")).expect("query");
                 let at = Position {
+                    agent: None,
+                    skip: 0,
                     size: case.adapter.page_size(20),
                     ..at
                 };

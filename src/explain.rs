@@ -14,7 +14,8 @@ use crate::canonical::handling::{Handling, Warning};
 use crate::canonical::{ErrorCode, Problem};
 use crate::config::{Provider, Runtime, Tenant};
 use crate::gateway::endpoint::Endpoint;
-use crate::gateway::plan::{self, CachePlan, CallRequest, Planned, Work};
+use crate::gateway::listing::MergedPlan;
+use crate::gateway::plan::{self, CachePlan, CallRequest, Plan, Planned, Work};
 use crate::gateway::{auth, exchange};
 use crate::layers::retry::Resend;
 use serde::Serialize;
@@ -65,6 +66,29 @@ pub struct Explanation {
     /// For a create a weighted split routed: what each provider of the split would receive.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub split: Vec<SplitOutcome>,
+    /// For a list over several providers (a merged list): each source's first page request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<MergedSource>,
+    /// Providers a merged list cannot cover, and the problem each would answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedSource>,
+}
+
+/// One source of a merged list.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergedSource {
+    pub provider: String,
+    /// The agent of a vendor that lists per agent.
+    pub agent: Option<String>,
+    pub request: Outgoing,
+    pub local_filters: Vec<&'static str>,
+}
+
+/// A provider a merged list cannot cover.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedSource {
+    pub provider: String,
+    pub refused: Problem,
 }
 
 /// The create at one provider of its split.
@@ -161,7 +185,10 @@ pub fn explain(rt: &Runtime, req: Request<'_>) -> Result<Explanation, Problem> {
         prefer: req.prefer,
         request_id: REQUEST_ID_PLACEHOLDER,
     };
-    let planned = plan::plan(rt, &tenant, &call).map_err(|r| r.problem)?;
+    let planned = match plan::plan(rt, &tenant, &call).map_err(|r| r.problem)? {
+        Plan::One(p) => p,
+        Plan::Merged(m) => return Ok(merged_explanation(&tenant, &m)),
+    };
     let mut explained = explanation(&tenant, &planned);
     explained.split = plan::create_alternatives(rt, &tenant, &call, &planned)
         .into_iter()
@@ -184,6 +211,62 @@ pub fn explain(rt: &Runtime, req: Request<'_>) -> Result<Explanation, Problem> {
         })
         .collect();
     Ok(explained)
+}
+
+/// A merged list: the first page of every source. `provider` lists them; `request` is the
+/// first source's, `merged` has each.
+fn merged_explanation(tenant: &Tenant, m: &MergedPlan) -> Explanation {
+    let sources: Vec<MergedSource> = m
+        .walks
+        .iter()
+        .map(|w| MergedSource {
+            provider: w.provider.name.clone(),
+            agent: w.at.agent.clone(),
+            request: outgoing(&w.provider, &w.first.list.request),
+            local_filters: w.first.list.local.iter().map(|f| f.name()).collect(),
+        })
+        .collect();
+    let skipped = m
+        .skipped
+        .iter()
+        .map(|(provider, p)| SkippedSource {
+            provider: provider.clone(),
+            refused: p.clone(),
+        })
+        .collect();
+    let first = m.walks.first();
+    let names: Vec<&str> = m.walks.iter().map(|w| w.provider.name.as_str()).collect();
+    let mut names = names;
+    names.dedup();
+    Explanation {
+        tenant: tenant.name.clone(),
+        operation: "list_calls",
+        rule: m.rule.describe(""),
+        provider: names.join(", "),
+        vendor: String::new(),
+        adapter_file: String::new(),
+        request: sources
+            .first()
+            .map(|s| s.request.clone())
+            .unwrap_or_else(|| Outgoing {
+                method: "GET".into(),
+                url: String::new(),
+                headers: Vec::new(),
+                body: None,
+            }),
+        resend: Resend::Read,
+        list: first.map(|w| ListDetails {
+            page_size: m.limit,
+            offset: w.at.offset,
+            sliced_by_callgate: false,
+            local_filters: Vec::new(),
+        }),
+        cache: first.map(|w| cache_details(&w.first.cache, true)),
+        write: None,
+        split: Vec::new(),
+        merged: sources,
+        skipped,
+    }
 }
 
 /// The vendor request as sent, credentials redacted.
@@ -270,6 +353,8 @@ fn explanation(tenant: &Tenant, planned: &Planned) -> Explanation {
         cache,
         write,
         split: Vec::new(),
+        merged: Vec::new(),
+        skipped: Vec::new(),
     }
 }
 

@@ -66,6 +66,7 @@ pub struct Metrics {
     cache_bytes: IntGauge,
     inflight: IntGauge,
     config_reloads: IntCounterVec,
+    list_incomplete: IntCounterVec,
     config_last_reload: Gauge,
     drift: IntCounterVec,
     circuit_open: IntGaugeVec,
@@ -135,6 +136,7 @@ impl Metrics {
             upstream_errors: counter(&r, "callgate_upstream_errors_total", "Failed vendor exchanges, by kind.", &["provider", "kind"]),
             cache_requests: counter(&r, "callgate_cache_requests_total", "Cache lookups, by result.", &["result"]),
             config_reloads: counter(&r, "callgate_config_reloads_total", "Config loads after start, by result.", &["result"]),
+            list_incomplete: counter(&r, "callgate_list_incomplete_total", "Providers a merged list page lacked (failed, or could not serve the list), by code.", &["provider", "code"]),
             drift: counter(&r, "callgate_vendor_drift_total", "Vendor values the adapter did not expect (unknown enum value, missing required field, wrong type).", &["provider", "field", "kind"]),
             circuit_open: {
                 let g = IntGaugeVec::new(
@@ -224,6 +226,13 @@ impl Metrics {
     pub fn set_cache_bytes(&self, bytes: u64) {
         self.cache_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A provider a merged list page lacked, and the problem code why.
+    pub fn list_incomplete(&self, provider: &str, code: &str) {
+        self.list_incomplete
+            .with_label_values(&[provider, code])
+            .inc();
     }
 
     /// A config load after start: `ok` or `error`.

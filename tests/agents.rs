@@ -492,8 +492,9 @@ impl Drop for Killed {
     }
 }
 
-#[test]
-fn the_demo_prints_a_create_that_works_as_printed() {
+/// Runs `callgate demo` on free ports: the child, its banner's create line, the API and admin
+/// ports. `None` when the demo did not come up (a port taken in between by another test).
+fn demo_on_free_ports() -> Option<(Killed, String, u16)> {
     use std::io::{BufRead, BufReader};
     let [e, b, z, api, admin] = common::free_ports::<5>();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
@@ -527,12 +528,39 @@ fn the_demo_prints_a_create_that_works_as_printed() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let _guard = Killed(child);
-    let line = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.contains("-d '"))
-        .expect("the banner prints a create");
+    let mut guard = Killed(child);
+    // Read the banner, and keep draining the output after it (a closed pipe would fail the
+    // demo's next write).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("-d '") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx.recv_timeout(common::PATIENCE).ok()?;
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    loop {
+        if ureq::get(&format!("http://127.0.0.1:{admin}/readyz"))
+            .call()
+            .is_ok()
+        {
+            return Some((guard, line, api));
+        }
+        // Exited: a port was taken between choosing it and binding it.
+        if guard.0.try_wait().ok().flatten().is_some() || std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_demo_prints_a_create_that_works_as_printed() {
+    let (_demo, line, api) = (0..3)
+        .find_map(|_| demo_on_free_ports())
+        .expect("the demo starts and prints a create");
     // Take the line apart as a shell would: headers, body, URL.
     let body = line
         .split("-d '")
@@ -552,11 +580,6 @@ fn the_demo_prints_a_create_that_works_as_printed() {
             (k.to_string(), v.to_string())
         })
         .collect();
-    common::wait_until("the demo gateway to answer", || {
-        ureq::get(&format!("http://127.0.0.1:{admin}/readyz"))
-            .call()
-            .is_ok()
-    });
     // The split picks at random: ten creates reach every vendor with a good chance, and each
     // must be placed whichever it reached.
     for _ in 0..10 {

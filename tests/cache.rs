@@ -25,7 +25,7 @@ fn two_spellings_share_an_entry_and_different_requests_never_do() {
     let cases: Vec<(String, String, String)> = vec![
         (
             "/v1/calls?provider=zudu&limit=3".into(),
-            "/v1/calls?limit=3".into(),
+            "/v1/calls?limit=3&provider=zudu".into(),
             "/v1/calls?provider=elemente&limit=3".into(),
         ),
         (

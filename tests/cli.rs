@@ -318,11 +318,38 @@ fn header<'a>(v: &'a serde_json::Value, name: &str) -> Option<&'a str> {
 
 #[test]
 fn explain_a_list_on_each_vendor() {
-    // Zudu: the tenant default; 0-based pages; two credential headers.
+    // Without provider: a merged list over every provider of the tenant; Bimpe fans out over
+    // the agents the config knows there.
     let (code, v) = explain_json(&["--key", KEY_OPS, "GET", "/v1/calls?limit=5"]);
     assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["rule"],
+        "every provider the tenant may use (a merged list)"
+    );
+    let sources: Vec<(String, serde_json::Value)> = v["merged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["provider"].as_str().unwrap().to_string(),
+                m["agent"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("ele".to_string(), serde_json::Value::Null),
+            ("bim".to_string(), serde_json::json!("agt_1")),
+            ("zud".to_string(), serde_json::Value::Null)
+        ]
+    );
+    // Zudu: named; 0-based pages; two credential headers.
+    let (code, v) = explain_json(&["--key", KEY_OPS, "GET", "/v1/calls?provider=zud&limit=5"]);
+    assert_eq!(code, 0, "{v}");
     assert_eq!(v["tenant"], "ops");
-    assert_eq!(v["rule"], "tenant default");
+    assert_eq!(v["rule"], "explicit provider");
     assert_eq!(v["provider"], "zud");
     assert_eq!(v["vendor"], "zudu");
     assert!(v["adapter_file"]
@@ -421,12 +448,17 @@ fn explain_prints_text_by_default() {
 
 #[test]
 fn explain_reports_what_the_gateway_would_refuse() {
-    // A Bimpe list must name the agent.
-    let (code, v) = explain_json(&["--key", KEY_OPS, "GET", "/v1/calls?provider=bim"]);
+    // A filter the provider cannot honour.
+    let (code, v) = explain_json(&[
+        "--key",
+        KEY_OPS,
+        "GET",
+        "/v1/calls?provider=ele&direction=inbound",
+    ]);
     assert_eq!(code, 1);
-    assert_eq!(v["code"], "invalid_request");
+    assert_eq!(v["code"], "unsupported_filter");
     assert_eq!(v["status"], 400);
-    assert_eq!(v["errors"][0]["field"], "agentId");
+    assert_eq!(v["errors"][0]["field"], "direction");
 
     // An unknown provider parameter is a bad parameter; in an id it is not found.
     let (code, v) = explain_json(&["--key", KEY_OPS, "GET", "/v1/calls?provider=nope"]);

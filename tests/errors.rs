@@ -45,11 +45,15 @@ fn client_mistakes_are_problems_naming_the_field() {
     let eid = first_id(&h, "elemente", "");
     h.get_with(&format!("/v1/calls/{eid}"), &other)
         .problem(403, "forbidden");
-    // `other`'s default is a split (of one): a list must name its provider until merged lists exist.
-    let p = h
-        .get_with("/v1/calls", &other)
-        .problem(400, "invalid_request");
-    assert_eq!(p["errors"][0]["field"], "provider");
+    // `other` may use zudu only: its list without provider is zudu's, whatever its default.
+    let r = h.get_with("/v1/calls?limit=3", &other);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert!(v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["provider"] == "zudu"));
     // 404: unknown route, unknown provider in an id.
     h.get("/v2/calls").problem(404, "not_found");
     h.get("/v1/nothing").problem(404, "not_found");
@@ -64,7 +68,8 @@ fn client_mistakes_are_problems_naming_the_field() {
         ("/v1/calls?from=yesterday", "from"),
         ("/v1/calls?colour=blue", "colour"),
         ("/v1/calls?provider=unknown", "provider"),
-        ("/v1/calls?provider=bimpe", "agentId"),
+        // A vendor that lists per agent, where the config names none: the agent is required.
+        ("/v1/calls?provider=bimpe-noscope", "agentId"),
         ("/v1/calls/zudu", "id"),
         ("/v1/calls/bimpe:only-one-part", "id"),
         ("/v1/calls/zudu:x?include=everything", "include"),
@@ -118,7 +123,7 @@ fn nothing_reaches_a_vendor_for_a_request_refused_before_routing() {
         .problem(400, "invalid_request");
     h.get("/v1/calls?provider=elemente&direction=inbound")
         .problem(400, "unsupported_filter");
-    h.get("/v1/calls?provider=bimpe")
+    h.get("/v1/calls?provider=bimpe-noscope")
         .problem(400, "invalid_request");
     for k in sims {
         assert!(h.sim(k).requests().is_empty(), "{k:?} saw a request");

@@ -77,7 +77,7 @@ base_url = "http://{e}"
 credentials = {{ username = {{ env = "E_USER" }}, password = {{ env = "E_PASS" }} }}
 [tenants.main]
 keys = [{{ env = "KEY" }}]
-providers = ["zudu", "elemente"]
+providers = {providers}
 default = {default}
 {extra_tenant_line}
 "#,
@@ -87,6 +87,13 @@ default = {default}
                 .join("adapters")
                 .display(),
             dir = self.dir.path().display(),
+            // A list covers every provider the tenant may use: a single default gives the
+            // tenant that provider only, so the list shows which one the config routes to.
+            providers = if default.starts_with('"') {
+                format!("[{default}]")
+            } else {
+                r#"["zudu", "elemente"]"#.to_string()
+            },
             z = self.sims.addr(VendorKind::Zudu),
             e = self.sims.addr(VendorKind::Elemente),
         )

@@ -111,6 +111,8 @@ fn crafted_cursors_are_refused_or_end_cleanly() {
     let far = Cursor::new(
         fp,
         vec![Position {
+            agent: None,
+            skip: 0,
             provider: "zudu".into(),
             offset: u64::MAX,
             size: 5,
@@ -127,6 +129,8 @@ fn crafted_cursors_are_refused_or_end_cleanly() {
     let far_e = Cursor::new(
         fp_e,
         vec![Position {
+            agent: None,
+            skip: 0,
             provider: "elemente".into(),
             offset: u64::MAX,
             size: 5,
@@ -141,6 +145,8 @@ fn crafted_cursors_are_refused_or_end_cleanly() {
     let other = Cursor::new(
         fp,
         vec![Position {
+            agent: None,
+            skip: 0,
             provider: "ghost".into(),
             offset: 0,
             size: 5,

@@ -77,6 +77,15 @@ impl Adapter {
             .collect())
     }
 
+    /// Whether this vendor lists calls per agent (the agent is a path parameter of its list).
+    pub fn lists_per_agent(&self) -> bool {
+        self.list.as_ref().is_some_and(|l| {
+            l.filters
+                .iter()
+                .any(|(name, rule)| *name == FilterName::AgentId && rule.path_param.is_some())
+        })
+    }
+
     /// The page size a walk over this vendor uses for a requested limit.
     pub fn page_size(&self, limit: u32) -> u32 {
         let max = self.list.as_ref().map_or(100, |l| l.pagination.max_size);

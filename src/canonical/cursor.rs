@@ -13,12 +13,37 @@ pub struct Position {
     /// Provider name.
     #[serde(rename = "n")]
     pub provider: String,
+    /// The agent whose calls this position walks, for a vendor that lists per agent (a merged
+    /// list fans out over the agents it knows there).
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     /// Index of the first item of the next page, counted in the provider's own list order.
     #[serde(rename = "o")]
     pub offset: u64,
     /// Page size the walk uses; fixed for the whole walk so vendor pages stay aligned.
     #[serde(rename = "s")]
     pub size: u32,
+    /// Items of the page at `offset` already given out (a merged page may end inside a
+    /// provider's page).
+    #[serde(rename = "k", default, skip_serializing_if = "is_zero")]
+    pub skip: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Position {
+    /// The start of a walk over `provider` (and `agent`) with pages of `size`.
+    pub fn start(provider: &str, agent: Option<&str>, size: u32) -> Position {
+        Position {
+            provider: provider.to_string(),
+            agent: agent.map(str::to_string),
+            offset: 0,
+            size,
+            skip: 0,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,9 +105,8 @@ mod tests {
 
     fn pos(offset: u64) -> Position {
         Position {
-            provider: "zudu".into(),
             offset,
-            size: 7,
+            ..Position::start("zudu", None, 7)
         }
     }
 

@@ -98,7 +98,10 @@ impl Filters {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListQuery {
-    pub provider: Option<String>,
+    /// `provider=a,b`: the providers to list (none: every provider the tenant may use).
+    pub providers: Vec<String>,
+    /// `agent=NAME`: a canonical agent; each provider is filtered by its id there.
+    pub agent: Option<String>,
     pub filters: Filters,
     /// `None`: the client gave no limit.
     pub limit: Option<u32>,
@@ -129,7 +132,15 @@ impl ListQuery {
             seen.push(key.to_string());
             let value = value.trim();
             match &*key {
-                "provider" => q.provider = non_empty(value),
+                "provider" => {
+                    for p in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        if !q.providers.iter().any(|x| x == p) {
+                            q.providers.push(p.to_string());
+                        }
+                    }
+                    q.providers.sort();
+                }
+                "agent" => q.agent = non_empty(value),
                 "agentId" => q.filters.agent_id = non_empty(value),
                 "status" => {
                     for s in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -195,6 +206,12 @@ impl ListQuery {
                 err("to", "must be after from".into());
             }
         }
+        if q.agent.is_some() && q.filters.agent_id.is_some() {
+            err(
+                "agentId",
+                "give agent (a canonical agent) or agentId (a vendor's agent id), not both".into(),
+            );
+        }
         if errors.is_empty() {
             Ok(q)
         } else {
@@ -232,6 +249,18 @@ impl ListQuery {
         let canonical = self.canonical_filters();
         let mut h = fnv::FnvHasher::default();
         h.write(canonical.as_bytes());
+        h.finish()
+    }
+
+    /// The fingerprint of a merged walk: the filters, the providers asked for and the canonical
+    /// agent (a merged cursor's positions are only meaningful for that selection).
+    pub fn merged_fingerprint(&self) -> u64 {
+        let mut h = fnv::FnvHasher::default();
+        h.write(self.canonical_filters().as_bytes());
+        h.write(b"|providers=");
+        h.write(self.providers.join(",").as_bytes());
+        h.write(b"|agent=");
+        h.write(self.agent.as_deref().unwrap_or("").as_bytes());
         h.finish()
     }
 }
@@ -301,7 +330,7 @@ mod tests {
             "provider=zudu&agentId=a%201&status=completed,no_answer&channel=call&direction=outbound&from=2026-10-01&to=2026-10-02T00:00:00Z&limit=7&include=raw&cursor=abc",
         ))
         .unwrap();
-        assert_eq!(q.provider.as_deref(), Some("zudu"));
+        assert_eq!(q.providers, vec!["zudu"]);
         assert_eq!(q.filters.agent_id.as_deref(), Some("a 1"));
         assert_eq!(
             q.filters.status,
@@ -313,6 +342,10 @@ mod tests {
         assert_eq!(q.limit, Some(7));
         assert!(q.include_raw);
         assert_eq!(q.cursor.as_deref(), Some("abc"));
+        let q = ListQuery::parse(Some("provider=zudu,%20bimpe,zudu&agent=bot")).unwrap();
+        assert_eq!(q.providers, vec!["bimpe", "zudu"]);
+        assert_eq!(q.agent.as_deref(), Some("bot"));
+        assert!(ListQuery::parse(Some("agent=bot&agentId=x")).is_err());
     }
 
     #[test]

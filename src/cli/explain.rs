@@ -142,6 +142,31 @@ fn human(e: &Explanation) -> String {
         out.push_str(&to_json(body));
         out.push('\n');
     }
+    if !e.merged.is_empty() {
+        out.push_str(
+            "\nmerged list: newest first across these sources, each read from its own pages:\n",
+        );
+        for m in &e.merged {
+            let agent = m
+                .agent
+                .as_deref()
+                .map(|a| format!(" (agent {a})"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {}{agent}: {} {}\n",
+                m.provider, m.request.method, m.request.url
+            ));
+        }
+    }
+    for s in &e.skipped {
+        out.push_str(&format!(
+            "  not covered: {} ({} {}: {})\n",
+            s.provider,
+            s.refused.status(),
+            s.refused.code.name(),
+            s.refused.detail
+        ));
+    }
     for alt in &e.split {
         out.push_str(&format!("\nif the split picks {}:\n", alt.provider));
         match (&alt.request, &alt.refused) {

@@ -25,6 +25,8 @@ pub mod auth;
 mod body;
 pub mod endpoint;
 pub mod exchange;
+pub mod listing;
+mod merge;
 pub mod plan;
 mod portable;
 mod providers;
@@ -45,7 +47,7 @@ use answer::{problem_answer, Answer, Outcome};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use endpoint::{CallOp, Endpoint};
-use plan::{CallRequest, Planned, Work};
+use plan::{CallRequest, Plan, Planned, Work};
 use read::{Read, ReadLayers};
 use std::sync::Arc;
 use upstream::{Exchange, VendorSide};
@@ -238,7 +240,8 @@ impl Gateway {
             request_id: req.request_id,
         };
         let mut planned = match plan::plan(rt, tenant, &request) {
-            Ok(p) => p,
+            Ok(Plan::One(p)) => p,
+            Ok(Plan::Merged(m)) => return self.merged(rt, &m, req, seen).await,
             Err(refused) => {
                 let seen = Seen {
                     provider: refused.provider.map(|p| p.name.clone()),
@@ -281,6 +284,36 @@ impl Gateway {
                 ..served.seen
             };
         }
+    }
+
+    /// A merged list page: each source's pages through the read path, merged.
+    async fn merged(
+        &self,
+        rt: &Runtime,
+        plan: &listing::MergedPlan,
+        req: Incoming<'_>,
+        seen: Seen,
+    ) -> Served {
+        let reads = ReadLayers {
+            cache: &*self.cache,
+            vendor: &self.vendor,
+        };
+        let cx = Exchange {
+            request_id: req.request_id,
+            max_body: rt.settings.max_vendor_body_bytes,
+            resend: crate::layers::retry::Resend::Read,
+            operation: Operation::ListCalls,
+        };
+        let strict = req.prefer == Some(crate::canonical::handling::Handling::Strict);
+        let page = merge::serve(reads, rt, plan, cx, req.no_cache, strict).await;
+        for i in &page.incomplete {
+            self.metrics.list_incomplete(&i.provider, i.code);
+        }
+        Seen {
+            vendor: page.vendor,
+            ..seen
+        }
+        .finish(page.result.map(Answer::raw_json))
     }
 
     /// Runs a plan through the stack below planning: cache or idempotency, then the vendor side.

@@ -5,13 +5,14 @@
 //! `serve` executes the `Planned`, `callgate explain` prints it.
 
 use super::endpoint::CallOp;
+use super::listing::{self, MergedPlan};
 use super::portable;
 use super::route::{self, Rule};
 use crate::adapter::plan::{ListPlan, VendorRequest, WriteKind};
 use crate::canonical::cursor::Position;
 use crate::canonical::handling::{Handling, Warning};
 use crate::canonical::id::CallId;
-use crate::canonical::list_query::{self, ListQuery, DEFAULT_LIMIT};
+use crate::canonical::list_query::{self, ListQuery};
 use crate::canonical::write::{CreateCall, UpdateCall};
 use crate::canonical::{ErrorCode, Operation, Problem};
 use crate::config::{Agent, CacheSettings, Provider, Runtime, Tenant};
@@ -182,17 +183,29 @@ fn at(provider: &Arc<Provider>) -> impl Fn(Problem) -> Refused + '_ {
     }
 }
 
-/// Plans `req` for `tenant` over the snapshot `rt`.
-pub fn plan(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planned, Refused> {
-    match req.op {
-        CallOp::Get(raw_id) => get(rt, tenant, raw_id, req),
-        CallOp::List => list(rt, tenant, req),
-        CallOp::Create => create(rt, tenant, req),
-        CallOp::Update(raw_id) => update(rt, tenant, raw_id, req),
-    }
+/// What a request comes to: one plan, or (a list over several providers) a merged walk.
+#[derive(Debug)]
+pub enum Plan {
+    One(Planned),
+    Merged(MergedPlan),
 }
 
-fn cache_plan(rt: &Runtime, key: String) -> CachePlan {
+/// Plans `req` for `tenant` over the snapshot `rt`.
+pub fn plan(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Plan, Refused> {
+    let one = match req.op {
+        CallOp::Get(raw_id) => get(rt, tenant, raw_id, req),
+        CallOp::List => {
+            let query = ListQuery::parse(req.query)?;
+            let strict = req.prefer == Some(Handling::Strict);
+            return listing::plan(rt, tenant, query, strict);
+        }
+        CallOp::Create => create(rt, tenant, req),
+        CallOp::Update(raw_id) => update(rt, tenant, raw_id, req),
+    };
+    one.map(Plan::One)
+}
+
+pub(super) fn cache_plan(rt: &Runtime, key: String) -> CachePlan {
     let settings = &rt.settings.cache;
     CachePlan {
         key: CacheKey(key),
@@ -234,58 +247,6 @@ fn get(
             cache,
         }),
         provider,
-    })
-}
-
-fn list(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Planned, Refused> {
-    let query = ListQuery::parse(req.query)?;
-    let (provider, at_, rule) = match &query.cursor {
-        Some(raw) => {
-            let (provider, at_) = route::for_cursor(rt, tenant, raw, &query)?;
-            let offset = at_.offset;
-            (provider, at_, Rule::Cursor { offset })
-        }
-        None => {
-            let (provider, rule) = route::for_list(rt, tenant, &query)?;
-            let size = provider
-                .adapter
-                .page_size(query.limit.unwrap_or(DEFAULT_LIMIT));
-            let at_ = Position {
-                provider: provider.name.clone(),
-                offset: 0,
-                size,
-            };
-            (provider, at_, rule)
-        }
-    };
-    let list = provider
-        .adapter
-        .plan_list(&query, &at_)
-        .map_err(at(&provider))?;
-    // Requests sharing this entry share its page's next cursor: the cursor's fingerprint is
-    // made of the same canonical filters (`ListQuery::fingerprint`), so it continues each one's walk.
-    let cache = cache_plan(
-        rt,
-        format!(
-            "list|{}|{}|o={}|s={}|raw={}",
-            provider.name,
-            query.canonical_filters(),
-            at_.offset,
-            at_.size,
-            query.include_raw
-        ),
-    );
-    Ok(Planned {
-        operation: Operation::ListCalls,
-        provider,
-        rule,
-        resend: Resend::Read,
-        work: Work::List(Box::new(PagePlan {
-            list,
-            query,
-            at: at_,
-            cache,
-        })),
     })
 }
 

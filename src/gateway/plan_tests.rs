@@ -31,7 +31,11 @@ fn request<'a>(op: CallOp<'a>, query: Option<&'a str>, body: &'a str) -> CallReq
 
 fn planned(rt: &Runtime, req: CallRequest<'_>) -> Planned {
     let tenant = rt.tenants["demo"].clone();
-    plan(rt, &tenant, &req).unwrap_or_else(|r| panic!("{:?}", r.problem))
+    match plan(rt, &tenant, &req) {
+        Ok(Plan::One(p)) => p,
+        Ok(Plan::Merged(m)) => panic!("a merged list over {} sources", m.walks.len()),
+        Err(r) => panic!("{:?}", r.problem),
+    }
 }
 
 fn refused(rt: &Runtime, req: CallRequest<'_>) -> Refused {
@@ -68,7 +72,6 @@ fn lists_name_the_rule_that_chose_their_provider() {
     let rt = demo();
     let agent = "agentId=agt_nr6i4x4jnb95sz5b&limit=5";
     let cases = [
-        (Some("limit=5"), "zudu", Rule::Default),
         (Some("provider=elemente"), "elemente", Rule::Explicit),
         (
             Some(agent),
@@ -89,6 +92,70 @@ fn lists_name_the_rule_that_chose_their_provider() {
         );
         assert_eq!(page.at.offset, 0);
     }
+}
+
+#[test]
+fn a_list_without_provider_merges_every_provider_and_fans_out_over_agents() {
+    let rt = demo();
+    let tenant = rt.tenants["demo"].clone();
+    let req = request(CallOp::List, Some("limit=5"), "");
+    let Ok(Plan::Merged(m)) = plan(&rt, &tenant, &req) else {
+        panic!("a list without provider is merged")
+    };
+    assert_eq!(m.rule, Rule::Every);
+    let sources: Vec<(&str, Option<&str>)> = m
+        .walks
+        .iter()
+        .map(|w| (w.provider.name.as_str(), w.at.agent.as_deref()))
+        .collect();
+    // Bimpe lists per agent: one source for each agent the config knows there.
+    assert_eq!(
+        sources,
+        [
+            ("elemente", None),
+            ("bimpe", Some("agt_nr6i4x4jnb95sz5b")),
+            ("bimpe", Some("agt_52v9u1pu9o6vaygl")),
+            ("bimpe", Some("agt_8lklb5lhqzn97z4o")),
+            ("zudu", None),
+        ]
+    );
+    assert!(m.skipped.is_empty());
+    // A canonical agent narrows the list to where it runs, each scoped to its id there.
+    let req = request(CallOp::List, Some("agent=billing-bot"), "");
+    let Ok(Plan::Merged(m)) = plan(&rt, &tenant, &req) else {
+        panic!("billing-bot runs at two providers")
+    };
+    let scoped: Vec<(&str, Option<&str>)> = m
+        .walks
+        .iter()
+        .map(|w| {
+            (
+                w.provider.name.as_str(),
+                w.query.filters.agent_id.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        scoped,
+        [
+            ("bimpe", Some("agt_52v9u1pu9o6vaygl")),
+            ("zudu", Some("agent_79f80b0ed58f373c6e653dff"))
+        ]
+    );
+    // A filter one provider cannot honour skips it (said in the answer), unless strict.
+    let req = request(CallOp::List, Some("direction=inbound"), "");
+    let Ok(Plan::Merged(m)) = plan(&rt, &tenant, &req) else {
+        panic!("merged")
+    };
+    assert_eq!(m.skipped.len(), 1);
+    assert_eq!(m.skipped[0].0, "elemente");
+    assert_eq!(m.skipped[0].1.code, ErrorCode::UnsupportedFilter);
+    let strict = CallRequest {
+        prefer: Some(Handling::Strict),
+        ..req
+    };
+    let refused = plan(&rt, &tenant, &strict).expect_err("strict");
+    assert_eq!(refused.problem.code, ErrorCode::UnsupportedFilter);
 }
 
 #[test]
@@ -124,6 +191,8 @@ fn a_cursor_names_provider_and_position() {
     let next = crate::canonical::cursor::Cursor::new(
         page.query.fingerprint(),
         vec![Position {
+            agent: None,
+            skip: 0,
             offset: 2,
             ..page.at.clone()
         }],

@@ -121,6 +121,8 @@ fn page_answer(
         .map_err(|e| unnormalizable(provider, e, facts))?;
     let next_cursor = page.next_offset.map(|offset| {
         let next = Position {
+            agent: None,
+            skip: 0,
             provider: provider.name.clone(),
             offset,
             size: plan.at.size,

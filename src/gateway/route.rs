@@ -113,8 +113,8 @@ pub fn for_call_id(
     Ok((provider, id))
 }
 
-/// Where a list walk stands: the provider and position its cursor names (one provider per walk
-/// until merged lists exist). A `limit` other than the walk's page size is refused.
+/// Where a single-provider list walk stands: the provider and position its cursor names. A
+/// `limit` other than the walk's page size is refused.
 pub fn for_cursor(
     rt: &Runtime,
     tenant: &Tenant,
@@ -123,72 +123,166 @@ pub fn for_cursor(
 ) -> Result<(Arc<Provider>, Position), Problem> {
     let bad = |message: String| Problem::field(ErrorCode::InvalidCursor, "cursor", message);
     let cursor = Cursor::decode(raw, q.fingerprint()).map_err(|e| bad(e.to_string()))?;
-    let at = cursor
-        .positions
-        .into_iter()
-        .next()
-        .ok_or_else(|| bad("the cursor holds no position".into()))?;
+    let [at]: [Position; 1] = cursor.positions.try_into().map_err(|_| {
+        bad(
+            "the cursor walks several providers; repeat the first request's provider and agent"
+                .into(),
+        )
+    })?;
     let provider = rt.provider(&at.provider).cloned().ok_or_else(|| {
         bad(format!(
             "provider {:?} is no longer configured",
             at.provider
         ))
     })?;
-    if let Some(named) = q.provider.as_deref().filter(|p| *p != at.provider) {
+    if let Some(named) = q.providers.iter().find(|p| **p != at.provider) {
         return Err(bad(format!(
             "the cursor walks provider {:?}, not {named:?}; repeat the first request's filters",
             at.provider
         )));
     }
     authorize(tenant, &provider)?;
-    if let Some(limit) = q.limit {
-        if provider.adapter.page_size(limit) != at.size {
-            return Err(Problem::field(
-                ErrorCode::InvalidRequest,
-                "limit",
-                format!(
-                    "a cursor walk keeps the page size it started with ({}); omit limit or pass {}",
-                    at.size, at.size
-                ),
-            ));
-        }
-    }
+    page_size_kept(&provider, q, &at)?;
     Ok((provider, at))
 }
 
-/// The provider a list goes to, and the rule that chose it.
-pub fn for_list(
-    rt: &Runtime,
-    tenant: &Tenant,
-    q: &ListQuery,
-) -> Result<(Arc<Provider>, Rule), Problem> {
-    let (name, rule): (&str, Rule) = if let Some(p) = &q.provider {
-        (p, Rule::Explicit)
-    } else if let Some((agent, p)) = q
+/// A cursor walk keeps the page size it started with.
+pub fn page_size_kept(provider: &Provider, q: &ListQuery, at: &Position) -> Result<(), Problem> {
+    match q.limit {
+        Some(limit) if provider.adapter.page_size(limit) != at.size => Err(Problem::field(
+            ErrorCode::InvalidRequest,
+            "limit",
+            format!(
+                "a cursor walk keeps the page size it started with ({}); omit limit or pass {}",
+                at.size, at.size
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// One list a walk reads: a provider and, for a vendor that lists per agent, the agent.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub provider: Arc<Provider>,
+    /// The vendor agent id this source's list is scoped to (its `agentId` filter).
+    pub agent: Option<String>,
+}
+
+/// What a list covers: its sources in merge order, the providers it cannot cover and why,
+/// and the rule that chose them.
+#[derive(Debug)]
+pub struct ListSources {
+    pub sources: Vec<Source>,
+    pub skipped: Vec<(String, Problem)>,
+    pub rule: Rule,
+}
+
+/// The sources of a list: the `provider` parameter's (`a,b`) → an agent rule for its `agentId`
+/// → every provider the tenant may use. A canonical `agent` narrows them to the providers it
+/// runs at, each scoped to its id there; a vendor that lists per agent (Bimpe) without one
+/// fans out over the agents the config knows there.
+pub fn for_list(rt: &Runtime, tenant: &Tenant, q: &ListQuery) -> Result<ListSources, Problem> {
+    let agent = q
+        .agent
+        .as_deref()
+        .map(|name| agent(rt, tenant, name))
+        .transpose()?;
+    let routed = q
         .filters
         .agent_id
         .as_deref()
-        .and_then(|a| tenant.agent_routes.iter().find(|(agent, _)| agent == a))
-    {
-        (p, Rule::Agent(agent.clone()))
+        .and_then(|a| tenant.agent_routes.iter().find(|(agent, _)| agent == a));
+    let (names, rule): (Vec<String>, Rule) = if !q.providers.is_empty() {
+        (q.providers.clone(), Rule::Explicit)
+    } else if let Some((agent, p)) = routed {
+        (vec![p.clone()], Rule::Agent(agent.clone()))
     } else {
-        match &tenant.default {
-            Some(DefaultRoute::One(p)) => (p, Rule::Default),
-            Some(DefaultRoute::Split(split)) => {
-                let names: Vec<&str> = split.keys().map(String::as_str).collect();
-                return Err(Problem::field(
-                    ErrorCode::InvalidRequest,
-                    "provider",
-                    format!(
-                        "this tenant's default route splits traffic across {}; name one (merged lists are not available yet)",
-                        names.join(", ")
-                    ),
-                ));
-            }
-            None => return Err(no_default(tenant)),
-        }
+        (tenant.providers.clone(), Rule::Every)
     };
-    Ok((named(rt, tenant, name)?, rule))
+    let explicit = rule == Rule::Explicit;
+    let mut sources = Vec::new();
+    let mut skipped = Vec::new();
+    for name in names {
+        let provider = named(rt, tenant, &name)?;
+        if let Some(a) = &agent {
+            match a.at.get(&name) {
+                Some(at) => sources.push(Source {
+                    provider,
+                    agent: Some(at.agent_id.clone()),
+                }),
+                None if explicit => return Err(not_there(Whom::Agent(a), &name)),
+                None => {}
+            }
+            continue;
+        }
+        if q.filters.agent_id.is_some() || !provider.adapter.lists_per_agent() {
+            sources.push(Source {
+                provider,
+                agent: None,
+            });
+            continue;
+        }
+        let known = known_agents(rt, tenant, &provider);
+        if known.is_empty() {
+            let problem = Problem::field(
+                ErrorCode::InvalidRequest,
+                "agentId",
+                format!(
+                    "required by provider {name:?}: {} lists calls per agentId, and the config names no agent there (providers.{name}.agents or [agents])",
+                    provider.adapter.vendor
+                ),
+            );
+            skipped.push((name, problem));
+        }
+        for id in known {
+            sources.push(Source {
+                provider: provider.clone(),
+                agent: Some(id),
+            });
+        }
+    }
+    if sources.is_empty() {
+        return Err(match skipped.into_iter().next() {
+            Some((_, problem)) => problem,
+            None => Problem::field(
+                ErrorCode::InvalidRequest,
+                "agent",
+                "the agent runs at none of the providers asked for",
+            ),
+        });
+    }
+    Ok(ListSources {
+        sources,
+        skipped,
+        rule,
+    })
+}
+
+/// The vendor agent ids the config knows at `provider`: its `agents`, the canonical agents'
+/// ids there, and the tenant's agent rules to it; in that order, once each.
+fn known_agents(rt: &Runtime, tenant: &Tenant, provider: &Provider) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let canonical = rt
+        .agents_of(tenant)
+        .filter_map(|a| a.at.get(&provider.name).map(|at| at.agent_id.clone()));
+    let routed = tenant
+        .agent_routes
+        .iter()
+        .filter(|(a, p)| *p == provider.name && !rt.agents.contains_key(a))
+        .map(|(a, _)| a.clone());
+    for id in provider
+        .agents
+        .iter()
+        .cloned()
+        .chain(canonical)
+        .chain(routed)
+    {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 /// Why a provider was chosen (for `explain` and logs).
@@ -196,6 +290,8 @@ pub fn for_list(
 pub enum Rule {
     /// The request named the provider.
     Explicit,
+    /// A list over every provider the tenant may use.
+    Every,
     /// A tenant rule for this agent id.
     Agent(String),
     /// The tenant's default provider.
@@ -222,6 +318,7 @@ impl Rule {
     pub fn describe(&self, provider: &str) -> String {
         match self {
             Rule::Explicit => "explicit provider".into(),
+            Rule::Every => "every provider the tenant may use (a merged list)".into(),
             Rule::Agent(agent) => format!("agent rule {agent} → {provider}"),
             Rule::Default => "tenant default".into(),
             Rule::Split {
