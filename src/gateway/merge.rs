@@ -8,9 +8,9 @@
 //!
 //! **Order.** Newest first by `createdAt`, by merging the sources' own orders (each vendor lists
 //! newest first): the merged page takes, one at a time, the newest of the sources' next calls.
-//! A call without a `createdAt` (every Elemente call) comes after every timed call before it in
-//! the other sources — so an untimed provider's calls follow the timed ones, provider by
-//! provider, in the vendor's order; none is dropped. A page stops early rather than guess when a
+//! A call without a `createdAt` keeps its place in its own source's order; a provider whose
+//! calls carry no time at all (Elemente) comes after the timed ones, provider by provider, in
+//! the vendor's order. None is dropped. A page stops early rather than guess when a
 //! source's next page was not read (its next call might be the newest).
 //!
 //! **Partial results.** A source that fails leaves its position unchanged in the next cursor
@@ -310,19 +310,28 @@ fn combine(a: Option<VendorFacts>, b: VendorFacts) -> VendorFacts {
 
 /// The merge: up to `limit` calls, newest `createdAt` first, from sources each in its own order
 /// (`buffers`: a source's calls read, and whether it has more beyond them). A call without a
-/// `createdAt` yields to every timed call at the other sources' heads; ties go to the earlier
-/// source. Stops when a source that has more has run out of read calls. Returns the picks
+/// `createdAt` takes the time of the call before it in its source; one with none before it
+/// yields to every timed call at the other sources' heads, and to a source with timed calls
+/// before one without (Elemente's calls come last); ties go to the earlier source. Stops when a source that has more has run out of read calls. Returns the picks
 /// (source, index) and how many each source gave.
 fn merge(buffers: &[(&[Value], bool)], limit: usize) -> (Vec<(usize, usize)>, Vec<usize>) {
+    // A call without a createdAt keeps its place in its source: it takes its predecessor's.
     let keys: Vec<Vec<Option<time::OffsetDateTime>>> = buffers
         .iter()
         .map(|(calls, _)| {
+            let mut last = None;
             calls
                 .iter()
-                .map(|c| c["createdAt"].as_str().and_then(timestamp::parse_datetime))
+                .map(|c| {
+                    let t = c["createdAt"].as_str().and_then(timestamp::parse_datetime);
+                    last = t.or(last);
+                    last
+                })
                 .collect()
         })
         .collect();
+    // Among calls with no time at all, a source with timed calls goes before one without.
+    let timed: Vec<bool> = keys.iter().map(|k| k.iter().any(Option::is_some)).collect();
     let mut taken = vec![0usize; buffers.len()];
     let mut picked = Vec::new();
     while picked.len() < limit {
@@ -333,12 +342,12 @@ fn merge(buffers: &[(&[Value], bool)], limit: usize) -> (Vec<(usize, usize)>, Ve
         if blocked {
             break;
         }
-        let mut best: Option<(usize, Option<time::OffsetDateTime>)> = None;
+        let mut best: Option<(usize, (Option<time::OffsetDateTime>, bool))> = None;
         for (s, (calls, _)) in buffers.iter().enumerate() {
             if taken[s] >= calls.len() {
                 continue;
             }
-            let key = keys[s][taken[s]];
+            let key = (keys[s][taken[s]], timed[s]);
             if best.is_none_or(|(_, k)| key > k) {
                 best = Some((s, key));
             }
@@ -388,6 +397,23 @@ mod tests {
         let (picked, taken) = merge(&buffers, 2);
         assert_eq!(ids(&buffers, &picked), ["z0", "b0"]);
         assert_eq!(taken, [0, 1, 1]);
+    }
+
+    #[test]
+    fn an_untimed_call_of_a_timed_source_keeps_its_place() {
+        let z = calls(
+            &[
+                Some("2026-10-03T00:00:00Z"),
+                None,
+                Some("2026-10-01T00:00:00Z"),
+            ],
+            "z",
+        );
+        let b = calls(&[Some("2026-10-02T00:00:00Z")], "b");
+        let e = calls(&[None], "e");
+        let buffers: Vec<(&[Value], bool)> = vec![(&e, false), (&z, false), (&b, false)];
+        let (picked, _) = merge(&buffers, 10);
+        assert_eq!(ids(&buffers, &picked), ["z0", "z1", "b0", "z2", "e0"]);
     }
 
     #[test]
