@@ -149,6 +149,7 @@ fn cases() -> Vec<Case> {
             let at = Position {
                 agent: None,
                 skip: 0,
+                snapshot: None,
                 provider: kind.name().to_string(),
                 offset: 0,
                 size: adapter.page_size(PAGE as u32),
@@ -172,6 +173,7 @@ fn cases() -> Vec<Case> {
                 let at = Position {
                     agent: None,
                     skip: 0,
+                    snapshot: None,
                     size: case.adapter.page_size(20),
                     ..at
                 };

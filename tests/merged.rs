@@ -287,3 +287,67 @@ fn a_bimpe_list_fans_out_over_the_agents_the_config_knows() {
         .collect();
     assert_eq!(agents.len(), bimpe.agent_ids().len());
 }
+
+#[test]
+fn a_walk_over_a_vendor_without_paging_fetches_its_list_once() {
+    // Cache off: every page is a miss, so only the walk's snapshot keeps the vendor from being
+    // asked for its whole list again on every page (O(N²) before).
+    let sims = SimCluster::start(SimOptions {
+        calls_per_vendor: 1000,
+        ..SimOptions::default()
+    });
+    let text = format!(
+        r#"
+[server]
+threads = 2
+adapters = "adapters"
+[cache]
+enabled = false
+[providers.elemente]
+vendor = "elemente"
+base_url = "http://{e}"
+credentials = {{ username = {{ env = "E_USER" }}, password = {{ env = "E_PASS" }} }}
+[providers.elemente-b]
+vendor = "elemente"
+base_url = "http://{e}"
+credentials = {{ username = {{ env = "E_USER" }}, password = {{ env = "E_PASS" }} }}
+[tenants.main]
+keys = [{{ env = "KEY" }}]
+providers = ["elemente", "elemente-b"]
+"#,
+        e = sims.addr(VendorKind::Elemente),
+    );
+    let s = Setup {
+        gateway: RunningGateway::start(common::load(&text)),
+        sims,
+    };
+    let elemente = s.sims.sim(VendorKind::Elemente);
+    elemente.clear_requests();
+    let (calls, _) = s.walk("/v1/calls?provider=elemente&limit=30");
+    assert_eq!(calls.len(), 1000);
+    let ids: BTreeSet<&str> = calls.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 1000);
+    assert_eq!(
+        elemente.requests().len(),
+        1,
+        "one vendor request for 34 pages"
+    );
+    // The vendor's order is kept.
+    let vendor_ids: Vec<String> = elemente
+        .records()
+        .iter()
+        .map(|r| format!("elemente:{}", r["id"].as_str().unwrap()))
+        .collect();
+    let walked: Vec<&str> = calls.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(walked, vendor_ids);
+    // In a merged walk too (two accounts on the one simulator): each provider's snapshot is
+    // found again through the merged cursor.
+    elemente.clear_requests();
+    let (calls, _) = s.walk("/v1/calls?limit=30");
+    assert_eq!(calls.len(), 2000);
+    assert_eq!(
+        elemente.requests().len(),
+        2,
+        "one vendor request per provider"
+    );
+}

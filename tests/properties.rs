@@ -135,7 +135,7 @@ proptest! {
         provider in "[a-z][a-z0-9_-]{0,12}",
         junk in ".{0,60}",
     ) {
-        let at = Position { provider, offset, size, agent: None, skip: 0 };
+        let at = Position { provider, offset, size, agent: None, skip: 0, snapshot: None };
         let encoded = Cursor::new(fingerprint, vec![at.clone()]).encode();
         let decoded = Cursor::decode(&encoded, fingerprint).unwrap();
         prop_assert_eq!(&decoded.positions, &vec![at]);

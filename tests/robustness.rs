@@ -113,6 +113,7 @@ fn crafted_cursors_are_refused_or_end_cleanly() {
         vec![Position {
             agent: None,
             skip: 0,
+            snapshot: None,
             provider: "zudu".into(),
             offset: u64::MAX,
             size: 5,
@@ -131,6 +132,7 @@ fn crafted_cursors_are_refused_or_end_cleanly() {
         vec![Position {
             agent: None,
             skip: 0,
+            snapshot: None,
             provider: "elemente".into(),
             offset: u64::MAX,
             size: 5,
@@ -147,6 +149,7 @@ fn crafted_cursors_are_refused_or_end_cleanly() {
         vec![Position {
             agent: None,
             skip: 0,
+            snapshot: None,
             provider: "ghost".into(),
             offset: 0,
             size: 5,

@@ -46,7 +46,7 @@ pub struct ListPage {
 impl ListPlan {
     /// The items `[start, end)` of the vendor's answer that make the page, when callgate can
     /// tell before normalizing: an unpaged vendor and no filter callgate applies itself.
-    pub(super) fn window(&self) -> Option<(usize, usize)> {
+    pub fn window(&self) -> Option<(usize, usize)> {
         if self.style != PaginationStyle::None || !self.local.is_empty() {
             return None;
         }

@@ -67,6 +67,24 @@ impl Adapter {
     }
 }
 
+impl Adapter {
+    /// The plain keys of the list's one item path (`$` → none, `$.data` → `data`), when an
+    /// answer's records can be located without evaluating JSONPath (see [`Window`]).
+    pub fn list_item_keys(&self) -> Option<Vec<&str>> {
+        match self.list.as_ref().map(|l| l.items.as_slice()) {
+            Some([items]) => items.plain_keys(),
+            _ => None,
+        }
+    }
+
+    /// A page cut from a list snapshot (`bytes`: the page's records nested as the vendor nests
+    /// them; `total`: how many records the whole list has), read as a windowed answer.
+    pub fn snapshot_list_body<'j>(&self, bytes: &'j [u8], total: usize) -> Option<ListBody<'j>> {
+        let value: Json<'j> = serde_json::from_slice(bytes).ok()?;
+        Some(ListBody::windowed(value, total))
+    }
+}
+
 impl Window<'_> {
     /// The answer with only the window's items in the item array, and the number of items the
     /// array had; `None` when `bytes` is not JSON or has no array at the item path.

@@ -27,6 +27,9 @@ pub struct Position {
     /// provider's page).
     #[serde(rename = "k", default, skip_serializing_if = "is_zero")]
     pub skip: u32,
+    /// The list snapshot the walk reads from (a vendor without paging is fetched once per walk).
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<u64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -42,6 +45,7 @@ impl Position {
             offset: 0,
             size,
             skip: 0,
+            snapshot: None,
         }
     }
 }

@@ -151,6 +151,10 @@ pub struct CacheSection {
     pub stale_if_error_ms: u64,
     /// The same for a finished call (it no longer changes), whatever `stale_if_error_ms` says.
     pub stale_if_error_finished_ms: u64,
+    /// How long a walk over a vendor without paging keeps the vendor's list (its snapshot).
+    pub snapshot_ttl_ms: u64,
+    /// Bound of the kept lists, in bytes of vendor answers (fixed at start).
+    pub snapshot_max_bytes: u64,
 }
 
 impl Default for CacheSection {
@@ -163,6 +167,8 @@ impl Default for CacheSection {
             finished_call_ttl_ms: 300_000,
             stale_if_error_ms: 0,
             stale_if_error_finished_ms: 3_600_000,
+            snapshot_ttl_ms: 60_000,
+            snapshot_max_bytes: 128 * 1024 * 1024,
         }
     }
 }

@@ -66,6 +66,8 @@ pub struct CacheSettings {
     pub finished_call_ttl: Duration,
     pub stale_if_error: Duration,
     pub stale_if_error_finished: Duration,
+    pub snapshot_ttl: Duration,
+    pub snapshot_max_bytes: u64,
 }
 
 /// Where a provider's requests go.
@@ -490,6 +492,8 @@ pub(super) fn build(
                 stale_if_error_finished: Duration::from_millis(
                     cfg.cache.stale_if_error_finished_ms,
                 ),
+                snapshot_ttl: Duration::from_millis(cfg.cache.snapshot_ttl_ms),
+                snapshot_max_bytes: cfg.cache.snapshot_max_bytes,
             },
         },
         adapters,

@@ -131,7 +131,12 @@ fn merged(
     chosen: ListSources,
     strict: bool,
 ) -> Result<MergedPlan, Refused> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if let (true, Some((provider, problem))) = (strict, chosen.skipped.first()) {
+        return Err(Refused {
+            problem: problem.clone(),
+            provider: rt.provider(provider).cloned(),
+        });
+    }
     let bad = |message: String| Problem::field(ErrorCode::InvalidCursor, "cursor", message);
     // Where each source stands: at its start, or where the cursor says; a source the cursor
     // no longer names is finished.
@@ -159,6 +164,11 @@ fn merged(
             }
         }
     }
+    // A walk keeps its page size: without `limit`, the one its cursor started with.
+    let limit = query
+        .limit
+        .or_else(|| positions.as_ref()?.first().map(|p| p.size))
+        .unwrap_or(DEFAULT_LIMIT);
     let mut walks = Vec::new();
     let mut skipped = chosen.skipped;
     for source in &chosen.sources {

@@ -91,6 +91,8 @@ struct SourceRead {
     /// When a second page was read: the offset of the page after it.
     after_second: Option<Option<u64>>,
     total: Option<u64>,
+    /// The snapshot the source's walk reads from (a vendor without paging).
+    snapshot: Option<u64>,
 }
 
 impl SourceRead {
@@ -107,6 +109,7 @@ impl SourceRead {
         let at_offset = |offset: u64, skip: usize| Position {
             offset,
             skip: skip as u32,
+            snapshot: self.snapshot.or(at.snapshot),
             ..at.clone()
         };
         if taken < self.first_len {
@@ -243,7 +246,8 @@ async fn read_source(
     let skip = (walk.at.skip as usize).min(first.0.len());
     let mut read = SourceRead {
         calls: first.0.into_iter().skip(skip).collect(),
-        after_first: first.1,
+        after_first: first.1.as_ref().map(|p| p.offset),
+        snapshot: first.1.and_then(|p| p.snapshot),
         total: first.2,
         ..SourceRead::default()
     };
@@ -253,6 +257,7 @@ async fn read_source(
             offset: next,
             skip: 0,
             agent: None,
+            snapshot: read.snapshot,
             ..walk.at.clone()
         };
         let second = match page_plan(rt, provider, walk.query.clone(), at) {
@@ -266,7 +271,7 @@ async fn read_source(
         match second {
             Ok(PageRead(calls, after, _)) => {
                 read.calls.extend(calls);
-                read.after_second = Some(after);
+                read.after_second = Some(after.map(|p| p.offset));
             }
             // The first page stands; the page stops where it ends.
             Err(_) => read.after_second = None,
@@ -275,8 +280,8 @@ async fn read_source(
     (Ok(read), facts)
 }
 
-/// A single-provider page read back: its calls, the offset of the page after it, its total.
-struct PageRead(Vec<Value>, Option<u64>, Option<u64>);
+/// A single-provider page read back: its calls, where the page after it starts, its total.
+struct PageRead(Vec<Value>, Option<Position>, Option<u64>);
 
 /// A single-provider page's calls, the offset of the page after it, and its total.
 fn source_page(body: &[u8], walk: &SourceWalk) -> Result<PageRead, Problem> {
@@ -290,7 +295,7 @@ fn source_page(body: &[u8], walk: &SourceWalk) -> Result<PageRead, Problem> {
         .pagination
         .next_cursor
         .and_then(|raw| Cursor::decode(&raw, walk.query.fingerprint()).ok())
-        .and_then(|c| c.positions.first().map(|p| p.offset));
+        .and_then(|c| c.positions.into_iter().next());
     Ok(PageRead(page.data, next, page.pagination.total_count))
 }
 
@@ -442,6 +447,7 @@ mod tests {
             after_first: Some(20),
             after_second: Some(Some(30)),
             total: None,
+            snapshot: None,
         };
         let pos = |taken| read.position_after(&at, taken).map(|p| (p.offset, p.skip));
         assert_eq!(pos(0), Some((10, 3)));
@@ -455,6 +461,7 @@ mod tests {
             after_first: None,
             after_second: None,
             total: None,
+            snapshot: None,
         };
         assert_eq!(last.position_after(&at, 1), None, "finished");
         assert!(!last.more());

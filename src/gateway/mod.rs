@@ -41,6 +41,7 @@ use crate::config::{Runtime, Tenant};
 use crate::layers::cache::{CacheOutcome, MemoryCache, ResponseCache};
 use crate::layers::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
 use crate::layers::rate_limit::{LocalRateLimiter, RateLimiter};
+use crate::layers::snapshot::SnapshotStore;
 use crate::layers::VendorFacts;
 use crate::metrics::Metrics;
 use answer::{problem_answer, Answer, Outcome};
@@ -94,6 +95,7 @@ pub struct Gateway {
     rate_limiter: Box<dyn RateLimiter>,
     idempotency: Box<dyn IdempotencyStore>,
     cache: Box<dyn ResponseCache>,
+    snapshots: SnapshotStore,
     vendor: VendorSide,
     metrics: Metrics,
 }
@@ -112,6 +114,10 @@ impl Gateway {
                 settings.idempotency_max_bytes,
             )),
             cache: Box::new(MemoryCache::new(settings.cache.max_bytes)),
+            snapshots: SnapshotStore::new(
+                settings.cache.snapshot_max_bytes,
+                settings.cache.snapshot_ttl,
+            ),
             runtime: ArcSwap::from_pointee(runtime),
             vendor: VendorSide::default(),
             metrics,
@@ -296,6 +302,7 @@ impl Gateway {
     ) -> Served {
         let reads = ReadLayers {
             cache: &*self.cache,
+            snapshots: &self.snapshots,
             vendor: &self.vendor,
         };
         let cx = Exchange {
@@ -325,7 +332,11 @@ impl Gateway {
         seen: Seen,
     ) -> Served {
         let (cache, vendor, provider) = (&*self.cache, &self.vendor, &*planned.provider);
-        let reads = ReadLayers { cache, vendor };
+        let reads = ReadLayers {
+            cache,
+            snapshots: &self.snapshots,
+            vendor,
+        };
         let read = match &planned.work {
             Work::Get(plan) => read::serve(reads, provider, Read::Get(plan), cx, refresh).await,
             Work::List(plan) => read::serve(reads, provider, Read::Page(plan), cx, refresh).await,

@@ -193,6 +193,7 @@ fn a_cursor_names_provider_and_position() {
         vec![Position {
             agent: None,
             skip: 0,
+            snapshot: None,
             offset: 2,
             ..page.at.clone()
         }],

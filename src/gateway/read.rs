@@ -5,6 +5,7 @@
 use super::exchange::VendorAnswer;
 use super::plan::{GetPlan, PagePlan};
 use super::upstream::{encode, noted, read_json, unnormalizable, Exchange, VendorSide};
+use crate::adapter::listing::ListBody;
 use crate::adapter::normalize::Context;
 use crate::adapter::rules::Params;
 use crate::canonical::call::{CallPage, Pagination};
@@ -12,6 +13,7 @@ use crate::canonical::cursor::{Cursor, Position};
 use crate::canonical::Problem;
 use crate::config::Provider;
 use crate::layers::cache::{EntryKind, Fetch, Fetched, ResponseCache, Served};
+use crate::layers::snapshot::{Snapshot, SnapshotStore};
 use crate::layers::VendorFacts;
 
 /// A planned read.
@@ -25,6 +27,7 @@ pub enum Read<'a> {
 #[derive(Clone, Copy)]
 pub struct ReadLayers<'a> {
     pub cache: &'a dyn ResponseCache,
+    pub snapshots: &'a SnapshotStore,
     pub vendor: &'a VendorSide,
 }
 
@@ -42,10 +45,23 @@ pub async fn serve(
         Read::Page(p) => (&p.list.request, &p.cache),
     };
     let fetch = Box::pin(async move {
+        // A later page of a walk over an unpaged vendor is cut from the walk's snapshot.
+        if let Some(result) = match read {
+            Read::Page(p) => from_snapshot(layers.snapshots, provider, p),
+            Read::Get(_) => None,
+        } {
+            return Fetch {
+                result,
+                vendor: VendorFacts::default(),
+            };
+        }
         let (answer, mut facts) = layers.vendor.exchange(provider, request, cx).await;
         let result = answer.and_then(|a| match read {
             Read::Get(g) => call_answer(provider, g, &a, &mut facts),
-            Read::Page(p) => page_answer(provider, p, &a, &mut facts),
+            Read::Page(p) => {
+                let snapshot = keep_snapshot(layers.snapshots, provider, p, &a);
+                page_answer(provider, p, &a, snapshot, &mut facts)
+            }
         });
         Fetch {
             result,
@@ -87,16 +103,50 @@ fn call_answer(
     })
 }
 
+/// Keeps the whole answer of an unpaged vendor as the walk's snapshot when the walk goes on
+/// past this page; the snapshot's id, for the next cursor.
+fn keep_snapshot(
+    store: &SnapshotStore,
+    provider: &Provider,
+    plan: &PagePlan,
+    answer: &VendorAnswer,
+) -> Option<u64> {
+    let (_, end) = plan.list.window()?;
+    if !(200..300).contains(&answer.status) {
+        return None;
+    }
+    let keys = provider.adapter.list_item_keys()?;
+    let snapshot = Snapshot::build(&provider.name, answer.body.clone(), &keys)?;
+    (snapshot.len() > end).then(|| store.keep(snapshot))
+}
+
+/// The page, cut from the snapshot its position names, if that is still kept.
+fn from_snapshot(
+    store: &SnapshotStore,
+    provider: &Provider,
+    plan: &PagePlan,
+) -> Option<Result<Fetched, Problem>> {
+    let id = plan.at.snapshot?;
+    let (start, end) = plan.list.window()?;
+    let keys = provider.adapter.list_item_keys()?;
+    let snapshot = store.get(&provider.name, id)?;
+    let bytes = snapshot.window(&keys, start, end);
+    let body = provider
+        .adapter
+        .snapshot_list_body(&bytes, snapshot.len())?;
+    let mut facts = VendorFacts::default();
+    Some(page_of(provider, plan, &body, Some(id), &mut facts))
+}
+
 /// The canonical page of a vendor's list answer, with the cursor of the next page.
 fn page_answer(
     provider: &Provider,
     plan: &PagePlan,
     answer: &VendorAnswer,
+    snapshot: Option<u64>,
     facts: &mut VendorFacts,
 ) -> Result<Fetched, Problem> {
-    let adapter = &provider.adapter;
-    let q = &plan.query;
-    let body = adapter.read_list_answer(
+    let body = provider.adapter.read_list_answer(
         &plan.list,
         &provider.name,
         answer.status,
@@ -104,11 +154,24 @@ fn page_answer(
         &answer.body,
     );
     let body = noted(provider, facts, body)?;
+    page_of(provider, plan, &body, snapshot, facts)
+}
+
+/// A page from a vendor list answer (or a snapshot's cut of one).
+fn page_of(
+    provider: &Provider,
+    plan: &PagePlan,
+    body: &ListBody<'_>,
+    snapshot: Option<u64>,
+    facts: &mut VendorFacts,
+) -> Result<Fetched, Problem> {
+    let adapter = &provider.adapter;
+    let q = &plan.query;
     let page = plan
         .list
         .assemble(
             adapter,
-            &body,
+            body,
             Context {
                 provider: &provider.name,
                 agents: &provider.agent_keys,
@@ -123,6 +186,7 @@ fn page_answer(
         let next = Position {
             agent: None,
             skip: 0,
+            snapshot,
             provider: provider.name.clone(),
             offset,
             size: plan.at.size,

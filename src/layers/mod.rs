@@ -25,6 +25,7 @@ pub mod health;
 pub mod idempotency;
 pub mod rate_limit;
 pub mod retry;
+pub mod snapshot;
 
 use crate::adapter::rules::Drift;
 use std::future::Future;
