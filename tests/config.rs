@@ -122,8 +122,19 @@ fn adapter_mistakes_name_their_place() {
             "fields.durationSeconds: unknown transform",
         ),
         (
-            base.replace("agentId = \"local\"", "agentId = \"somewhere\""),
-            "operations.list_calls.filters.agentId",
+            base.replace("direction = \"local\"", "direction = \"somewhere\""),
+            "operations.list_calls.filters.direction",
+        ),
+        (
+            base.replace("values = \"status\"", "values = \"nope\""),
+            "values \"nope\" is not defined in [filter_values]",
+        ),
+        (
+            base.replace(
+                "[operations.list_calls.filtered]",
+                "[operations.list_calls.unused]",
+            ),
+            "unknown field",
         ),
         (
             base.replace(

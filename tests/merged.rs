@@ -351,3 +351,43 @@ providers = ["elemente", "elemente-b"]
         "one vendor request per provider"
     );
 }
+
+#[test]
+fn zudu_filters_go_to_its_filtered_list_so_pages_are_full() {
+    let s = start();
+    let zudu = s.sims.sim(VendorKind::Zudu);
+    let agent = zudu.records()[0]["agent_id"].as_str().unwrap().to_string();
+    let mine = zudu
+        .records()
+        .iter()
+        .filter(|r| r["agent_id"] == agent.as_str())
+        .count();
+    zudu.clear_requests();
+    let first = format!("/v1/calls?provider=zudu&agentId={agent}&limit=10");
+    let (status, page) = s.get(&first, None);
+    assert_eq!(status, 200, "{page}");
+    // The vendor filtered: a full page, and the vendor's own total.
+    assert_eq!(page["data"].as_array().unwrap().len(), 10.min(mine));
+    assert_eq!(page["pagination"]["totalCount"], mine as u64);
+    let sent = &zudu.requests()[0];
+    assert_eq!(
+        (sent.method.as_str(), sent.path.as_str()),
+        ("POST", "/api/calls")
+    );
+    let body: Value = serde_json::from_str(&sent.body).unwrap();
+    assert_eq!(body["filter_criteria"]["agent_id"], agent.as_str());
+    assert_eq!(
+        (body["page"].as_u64(), body["limit"].as_u64()),
+        (Some(0), Some(10))
+    );
+    let (calls, _) = s.walk(&first);
+    assert_eq!(calls.len(), mine);
+    assert!(calls.iter().all(|c| c["agent"]["id"] == agent.as_str()));
+    // A status is narrowed by the vendor (ENDED) and decided by callgate (busy is an ENDED
+    // call that ended busy): every busy call, and only those.
+    let (busy, _) = s.walk("/v1/calls?provider=zudu&status=busy&limit=20");
+    let (all, _) = s.walk("/v1/calls?provider=zudu&limit=100");
+    let expected = all.iter().filter(|c| c["status"] == "busy").count();
+    assert_eq!(busy.len(), expected);
+    assert!(busy.iter().all(|c| c["status"] == "busy"));
+}

@@ -101,7 +101,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Adapter, Vec<AdapterError>> {
     for (name, op) in &spec.operations {
         match name.as_str() {
             "get_call" => get = compile_get(&mut cx, op),
-            "list_calls" => list = compile_list(&mut cx, op),
+            "list_calls" => list = compile_list(&mut cx, op, &spec.filter_values),
             "create_call" | "update_call" => {
                 let w = compile_write(&mut cx, name, op, &spec);
                 if name == "create_call" {

@@ -5,6 +5,7 @@ use super::compile::{compile_call_fields, Ctx};
 use super::spec::*;
 use super::*;
 use crate::canonical::list_query::FilterName;
+use std::collections::BTreeMap;
 
 pub(super) fn template(cx: &mut Ctx, place: &str, path: &str) -> Option<PathTemplate> {
     if !path.starts_with('/') {
@@ -58,6 +59,35 @@ pub(super) fn endpoint(cx: &mut Ctx, name: &str, op: &OperationSpec) -> Option<E
     })
 }
 
+/// `[operations.list_calls.filtered]`: the endpoint and the fixed fields of its body.
+fn filtered_list(cx: &mut Ctx, f: &super::spec::FilteredSpec) -> Option<super::FilteredList> {
+    let place = "operations.list_calls.filtered";
+    let method = f.method.to_ascii_uppercase();
+    if !["GET", "POST", "PUT", "PATCH"].contains(&method.as_str()) {
+        cx.err(
+            format!("{place}.method"),
+            format!("unknown HTTP method {:?}", f.method),
+        );
+    }
+    let path = template(cx, &format!("{place}.path"), &f.path)?;
+    let body = match f.body.as_ref().map(serde_json::to_value) {
+        None => serde_json::Map::new(),
+        Some(Ok(serde_json::Value::Object(m))) => m,
+        Some(_) => {
+            cx.err(format!("{place}.body"), "must be a table");
+            return None;
+        }
+    };
+    Some(super::FilteredList {
+        endpoint: Endpoint {
+            method,
+            path,
+            query: Vec::new(),
+        },
+        body,
+    })
+}
+
 pub(super) fn compile_get(cx: &mut Ctx, op: &OperationSpec) -> Option<GetOperation> {
     let endpoint = endpoint(cx, "get_call", op)?;
     let item = cx.paths("operations.get_call.item", op.item.as_ref());
@@ -70,8 +100,13 @@ pub(super) fn compile_get(cx: &mut Ctx, op: &OperationSpec) -> Option<GetOperati
     Some(GetOperation { endpoint, item })
 }
 
-pub(super) fn compile_list(cx: &mut Ctx, op: &OperationSpec) -> Option<ListOperation> {
+pub(super) fn compile_list(
+    cx: &mut Ctx,
+    op: &OperationSpec,
+    filter_values: &BTreeMap<String, BTreeMap<String, Vec<String>>>,
+) -> Option<ListOperation> {
     let endpoint = endpoint(cx, "list_calls", op)?;
+    let filtered = op.filtered.as_ref().and_then(|f| filtered_list(cx, f));
     if op.items.is_none() {
         cx.err(
             "operations.list_calls.items",
@@ -132,16 +167,41 @@ pub(super) fn compile_list(cx: &mut Ctx, op: &OperationSpec) -> Option<ListOpera
             FilterSpec::Table(t) => FilterTable {
                 query: t.query.clone(),
                 path_param: t.path_param.clone(),
+                body: t.body.clone(),
+                values: t.values.clone(),
                 format: t.format,
                 local: t.local,
             },
         };
-        if table.query.is_none() && table.path_param.is_none() && !table.local {
+        if table.query.is_none()
+            && table.path_param.is_none()
+            && table.body.is_none()
+            && !table.local
+        {
             cx.err(
                 &place,
-                "does nothing: give query, path_param or local = true",
+                "does nothing: give query, path_param, body or local = true",
             );
         }
+        if table.body.is_some() && op.filtered.is_none() {
+            cx.err(
+                &place,
+                "body filters need [operations.list_calls.filtered] (the request they go into)",
+            );
+        }
+        let values = match &table.values {
+            None => None,
+            Some(name) => match filter_values.get(name) {
+                Some(map) => Some(map.clone()),
+                None => {
+                    cx.err(
+                        &place,
+                        format!("values {name:?} is not defined in [filter_values]"),
+                    );
+                    None
+                }
+            },
+        };
         if let Some(pp) = &table.path_param {
             if !path_params.contains(pp) {
                 cx.err(
@@ -159,6 +219,10 @@ pub(super) fn compile_list(cx: &mut Ctx, op: &OperationSpec) -> Option<ListOpera
             FilterRule {
                 query: table.query,
                 path_param: table.path_param,
+                body: table
+                    .body
+                    .map(|b| b.split('.').map(str::to_string).collect()),
+                values,
                 format,
                 local: table.local,
             },
@@ -177,6 +241,7 @@ pub(super) fn compile_list(cx: &mut Ctx, op: &OperationSpec) -> Option<ListOpera
     }
     Some(ListOperation {
         endpoint,
+        filtered,
         items,
         pagination,
         filters,

@@ -134,6 +134,8 @@ pub struct WriteOperation {
 #[derive(Debug)]
 pub struct ListOperation {
     pub endpoint: Endpoint,
+    /// The filtered list, for filters that go into a body.
+    pub filtered: Option<FilteredList>,
     pub items: Vec<JsonPath>,
     pub pagination: Pagination,
     pub filters: Vec<(FilterName, FilterRule)>,
@@ -164,8 +166,19 @@ pub struct Pagination {
 pub struct FilterRule {
     pub query: Option<String>,
     pub path_param: Option<String>,
+    /// Where it goes in the filtered list's body (path segments).
+    pub body: Option<Vec<String>>,
+    /// For a body filter: canonical value → vendor values (the body gets a list).
+    pub values: Option<std::collections::BTreeMap<String, Vec<String>>>,
     pub format: FilterFormat,
     pub local: bool,
+}
+
+/// A vendor's filtered list: its request, and the fixed fields of its body.
+#[derive(Debug)]
+pub struct FilteredList {
+    pub endpoint: Endpoint,
+    pub body: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug)]

@@ -102,6 +102,7 @@ impl Adapter {
         let mut params = Vec::new();
         let mut query = Vec::new();
         let mut local = Vec::new();
+        let mut criteria: Vec<(Vec<String>, serde_json::Value)> = Vec::new();
         for name in f.present() {
             let Some(rule) = list.filter(name) else {
                 return Err(Problem::field(
@@ -131,6 +132,11 @@ impl Adapter {
                 FilterName::From => bound(f.from.as_ref(), rule.format, name, &self.vendor)?,
                 FilterName::To => bound(f.to.as_ref(), rule.format, name, &self.vendor)?,
             };
+            if let Some(path) = &rule.body {
+                if let Some(v) = body_value(rule, name, f, &value) {
+                    criteria.push((path.clone(), v));
+                }
+            }
             if let Some(pp) = &rule.path_param {
                 params.push((pp.clone(), value.clone()));
             }
@@ -156,11 +162,12 @@ impl Adapter {
             }
         }
         let pg = &list.pagination;
+        let mut paging = Vec::new();
         if pg.style == PaginationStyle::Page {
             let page =
                 u64::from(pg.first_page).saturating_add(at.offset / u64::from(at.size.max(1)));
-            query.push((pg.page_param.clone(), page.to_string()));
-            query.push((pg.size_param.clone(), at.size.to_string()));
+            paging.push((pg.page_param.clone(), page));
+            paging.push((pg.size_param.clone(), u64::from(at.size)));
         }
         let field = |param: &str| {
             list.filters
@@ -168,8 +175,27 @@ impl Adapter {
                 .find(|(_, rule)| rule.path_param.as_deref() == Some(param))
                 .map_or(param.to_string(), |(name, _)| name.name().to_string())
         };
+        let request = match (&list.filtered, criteria.is_empty()) {
+            // A filter that goes into a body: the vendor's filtered list, paged in its body.
+            (Some(filtered), false) => {
+                let mut body = serde_json::Value::Object(filtered.body.clone());
+                for (k, v) in paging {
+                    body[k.as_str()] = serde_json::Value::from(v);
+                }
+                for (path, v) in criteria {
+                    put(&mut body, &path, v);
+                }
+                let mut request = build(&filtered.endpoint, Params(&params), Vec::new(), &field)?;
+                request.body = Some(serde_json::to_vec(&body).unwrap_or_default());
+                request
+            }
+            _ => {
+                query.extend(paging.into_iter().map(|(k, v)| (k, v.to_string())));
+                build(&list.endpoint, Params(&params), query, &field)?
+            }
+        };
         Ok(ListPlan {
-            request: build(&list.endpoint, Params(&params), query, &field)?,
+            request,
             params,
             local,
             style: pg.style,
@@ -177,6 +203,46 @@ impl Adapter {
             size: at.size,
         })
     }
+}
+
+/// What a body filter puts in the filtered list's body: the value as given, or (with `values`)
+/// the list of vendor values that may hold any of the canonical values; `None` when no vendor
+/// value can (then only the local filter applies, if any).
+fn body_value(
+    rule: &super::FilterRule,
+    name: FilterName,
+    f: &crate::canonical::list_query::Filters,
+    value: &str,
+) -> Option<serde_json::Value> {
+    let Some(map) = &rule.values else {
+        return Some(serde_json::Value::from(value));
+    };
+    let canonical: Vec<&str> = match name {
+        FilterName::Status => f.status.iter().map(|s| s.name()).collect(),
+        _ => vec![value],
+    };
+    let mut out: Vec<&str> = Vec::new();
+    for v in canonical.iter().filter_map(|c| map.get(*c)).flatten() {
+        if !out.contains(&v.as_str()) {
+            out.push(v);
+        }
+    }
+    (!out.is_empty()).then(|| serde_json::Value::from(out))
+}
+
+/// Sets `value` at the object path `path` of `body`, making the objects on the way.
+fn put(body: &mut serde_json::Value, path: &[String], value: serde_json::Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at = body;
+    for p in parents {
+        if !at.get(p.as_str()).is_some_and(serde_json::Value::is_object) {
+            at[p.as_str()] = serde_json::Value::Object(Default::default());
+        }
+        at = &mut at[p.as_str()];
+    }
+    at[last.as_str()] = value;
 }
 
 /// Which write operation of an adapter.

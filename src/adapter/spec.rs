@@ -33,6 +33,10 @@ pub struct AdapterSpec {
     /// Canonical value → vendor value maps used by write body templates (`"$map"`).
     #[serde(default)]
     pub outbound_maps: BTreeMap<String, BTreeMap<String, String>>,
+    /// Canonical filter value → the vendor values that may hold it (`values = "…"` of a body
+    /// filter); a superset, refined by `local = true`.
+    #[serde(default)]
+    pub filter_values: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +98,10 @@ pub struct OperationSpec {
     /// with `unsupported_filter`.
     #[serde(default)]
     pub filters: BTreeMap<String, FilterSpec>,
+    /// `list_calls`: the vendor's filtered list, used when a filter goes into a body
+    /// (`body = "filter_criteria.agent_id"`); it takes the pagination parameters in its body.
+    #[serde(default)]
+    pub filtered: Option<FilteredSpec>,
     /// Writes: path placeholder → JSONPath into the canonical request (`agent_id = "$.agentId"`).
     #[serde(default)]
     pub path_params: BTreeMap<String, String>,
@@ -169,6 +177,17 @@ pub enum FilterSpec {
     Table(FilterTable),
 }
 
+/// `[operations.list_calls.filtered]`: the request of a vendor's filtered list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilteredSpec {
+    pub method: String,
+    pub path: String,
+    /// Fixed fields of the body (sorting, …), as JSON written in TOML.
+    #[serde(default)]
+    pub body: Option<toml::Value>,
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FilterTable {
@@ -181,6 +200,13 @@ pub struct FilterTable {
     /// How to write the value: `value` (as given), `date` (YYYY-MM-DD; only whole days accepted).
     #[serde(default)]
     pub format: Option<FilterFormat>,
+    /// Put it in the filtered list's body at this dotted path.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// For `body`: the name of a `[filter_values]` map giving the vendor values of each
+    /// canonical value; the body gets a list of them.
+    #[serde(default)]
+    pub values: Option<String>,
     /// Also apply it in callgate after normalization.
     #[serde(default)]
     pub local: bool,
