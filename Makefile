@@ -4,7 +4,7 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO ?= cargo
 
-.PHONY: demo test deps test-deps build lint openapi-check deploy-check
+.PHONY: demo test deps test-deps build lint openapi-check api-check deploy-check
 
 ## Build in release mode and run the demo: three vendor simulators and the gateway (key demo-key).
 demo: deps build
@@ -13,7 +13,14 @@ demo: deps build
 ## The whole test suite: formatting, lints, unit, integration and simulator tests, OpenAPI validity.
 test: deps test-deps lint openapi-check deploy-check
 	$(CARGO) test --workspace --all-targets
+	$(MAKE) api-check
 	$(MAKE) bench-quick
+
+# The server against its OpenAPI document: schemathesis (every check but those
+# openapi/schemathesis.toml excludes, with reasons) against `callgate demo` (debug build).
+api-check: openapi-check
+	$(CARGO) build --bin callgate
+	bash openapi/schemathesis.sh
 
 deps:
 	@command -v cmake >/dev/null 2>&1 || { \

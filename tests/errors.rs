@@ -54,6 +54,23 @@ fn client_mistakes_are_problems_naming_the_field() {
         .unwrap()
         .iter()
         .all(|c| c["provider"] == "zudu"));
+    // 405: a route asked with a method it does not take, with Allow.
+    for (method, path, allow) in [
+        ("DELETE", "/v1/calls/zudu:x", "GET, PATCH, PUT"),
+        ("TRACE", "/v1/providers", "GET"),
+        ("POST", "/v1/agents", "GET"),
+    ] {
+        let r = ureq::request(method, &h.url(path))
+            .set("Authorization", &format!("Bearer {KEY}"))
+            .call();
+        let Err(ureq::Error::Status(405, resp)) = r else {
+            panic!("{method} {path}: not a 405");
+        };
+        assert_eq!(resp.header("allow"), Some(allow), "{method} {path}");
+        assert_eq!(resp.content_type(), "application/problem+json");
+        let p: serde_json::Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
+        assert_eq!(p["code"], "method_not_allowed");
+    }
     // 404: unknown route, unknown provider in an id.
     h.get("/v2/calls").problem(404, "not_found");
     h.get("/v1/nothing").problem(404, "not_found");

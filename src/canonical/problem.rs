@@ -13,6 +13,7 @@ pub enum ErrorCode {
     Unauthorized,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
     InvalidRequest,
     UnsupportedFilter,
     InvalidCursor,
@@ -29,10 +30,11 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::InvalidRequest,
         ErrorCode::UnsupportedFilter,
         ErrorCode::InvalidCursor,
@@ -53,6 +55,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::InvalidRequest | ErrorCode::UnsupportedFilter | ErrorCode::InvalidCursor => {
                 400
             }
@@ -72,6 +75,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::UnsupportedFilter => "unsupported_filter",
             ErrorCode::InvalidCursor => "invalid_cursor",
@@ -97,6 +101,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "Missing or unknown gateway key",
             ErrorCode::Forbidden => "This tenant may not use that provider",
             ErrorCode::NotFound => "Not found",
+            ErrorCode::MethodNotAllowed => "Method not allowed on this route",
             ErrorCode::InvalidRequest => "Invalid request",
             ErrorCode::UnsupportedFilter => "Filter not supported by this provider",
             ErrorCode::InvalidCursor => "Invalid cursor",
@@ -144,6 +149,27 @@ pub struct Problem {
     pub provider: Option<Box<ProviderFault>>,
     /// `Retry-After` seconds, sent as a header (429s), not in the body.
     pub retry_after: Option<String>,
+    /// The methods a route takes, sent as `Allow` (405s), not in the body.
+    pub allow: Option<Allow>,
+}
+
+/// The method sets of callgate's routes: the `Allow` header of a 405 (one byte, so a problem
+/// stays small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allow {
+    Get,
+    GetPost,
+    GetPatchPut,
+}
+
+impl Allow {
+    pub fn header(self) -> &'static str {
+        match self {
+            Allow::Get => "GET",
+            Allow::GetPost => "GET, POST",
+            Allow::GetPatchPut => "GET, PATCH, PUT",
+        }
+    }
 }
 
 /// The wire form.
@@ -198,6 +224,7 @@ impl Problem {
             errors: Vec::new(),
             provider: None,
             retry_after: None,
+            allow: None,
         }
     }
 

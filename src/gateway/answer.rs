@@ -126,6 +126,7 @@ pub fn problem_answer(mut p: Problem, request_id: &str) -> StoredAnswer {
             .retry_after
             .map(|r| ("Retry-After", r))
             .into_iter()
+            .chain(p.allow.map(|a| ("Allow", a.header().to_string())))
             .collect(),
     }
 }

@@ -1,6 +1,7 @@
 //! The dispatch table: which canonical endpoint a method and path name. The gateway and
 //! `callgate explain` both read requests through [`Endpoint::parse`].
 
+use crate::canonical::problem::Allow;
 use crate::canonical::{ErrorCode, Operation, Problem};
 
 /// A route of callgate.
@@ -50,6 +51,14 @@ impl<'a> Endpoint<'a> {
             ("GET", ["v1", "calls", id]) if !id.is_empty() => CallOp::Get(id),
             ("POST", ["v1", "calls"]) => CallOp::Create,
             ("PATCH" | "PUT", ["v1", "calls", id]) if !id.is_empty() => CallOp::Update(id),
+            (_, ["v1", "providers" | "agents"]) => {
+                return Err(not_allowed(method, path, Allow::Get))
+            }
+            (_, ["v1", "calls"]) => return Err(not_allowed(method, path, Allow::GetPost)),
+            (_, ["v1", "calls", id]) if !id.is_empty() => {
+                return Err(not_allowed(method, path, Allow::GetPatchPut))
+            }
+            _ if path == "/openapi.json" => return Err(not_allowed(method, path, Allow::Get)),
             _ => return Err(not_found(method, path)),
         };
         Ok(Endpoint::Call(op))
@@ -60,6 +69,16 @@ impl<'a> Endpoint<'a> {
     pub fn is_api_path(path: &str) -> bool {
         path.trim_start_matches('/').split('/').next() == Some("v1")
     }
+}
+
+/// A route that exists, asked with a method it does not take: 405 with `Allow`.
+fn not_allowed(method: &str, path: &str, allow: Allow) -> Problem {
+    let mut p = Problem::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{path} takes {}, not {method}", allow.header()),
+    );
+    p.allow = Some(allow);
+    p
 }
 
 fn not_found(method: &str, path: &str) -> Problem {
@@ -92,14 +111,20 @@ mod tests {
             Endpoint::parse("GET", "/v1/calls"),
             Ok(Endpoint::Call(CallOp::List))
         );
-        for (method, path) in [
-            ("GET", "/v1/calls/"),
-            ("DELETE", "/v1/calls/zudu:1"),
-            ("HEAD", "/v1/calls"),
-            ("GET", "/v2/calls"),
-        ] {
+        for (method, path) in [("GET", "/v1/calls/"), ("GET", "/v2/calls")] {
             let p = Endpoint::parse(method, path).unwrap_err();
             assert_eq!(p.code, ErrorCode::NotFound, "{method} {path}");
+        }
+        for (method, path, allow) in [
+            ("DELETE", "/v1/calls/zudu:1", "GET, PATCH, PUT"),
+            ("HEAD", "/v1/calls", "GET, POST"),
+            ("TRACE", "/v1/agents", "GET"),
+            ("POST", "/v1/providers", "GET"),
+            ("PUT", "/openapi.json", "GET"),
+        ] {
+            let p = Endpoint::parse(method, path).unwrap_err();
+            assert_eq!(p.code, ErrorCode::MethodNotAllowed, "{method} {path}");
+            assert_eq!(p.allow.map(Allow::header), Some(allow));
         }
         assert!(Endpoint::is_api_path("/v1/nope"));
         assert!(!Endpoint::is_api_path("/v2/calls"));
