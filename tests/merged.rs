@@ -340,6 +340,24 @@ providers = ["elemente", "elemente-b"]
         .collect();
     let walked: Vec<&str> = calls.iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(walked, vendor_ids);
+    // A walk callgate filters itself is cut from the snapshot too: the same calls as filtering
+    // the whole walk, one vendor request.
+    let completed: Vec<&Value> = calls
+        .iter()
+        .filter(|c| c["status"] == "completed")
+        .collect();
+    elemente.clear_requests();
+    let (filtered, _) = s.walk("/v1/calls?provider=elemente&status=completed&limit=30");
+    assert_eq!(filtered.len(), completed.len());
+    assert!(filtered.len() > 30, "more than one page");
+    for (a, b) in filtered.iter().zip(&completed) {
+        assert_eq!(a["id"], b["id"]);
+    }
+    assert_eq!(
+        elemente.requests().len(),
+        1,
+        "one vendor request for a filtered walk"
+    );
     // In a merged walk too (two accounts on the one simulator): each provider's snapshot is
     // found again through the merged cursor.
     elemente.clear_requests();

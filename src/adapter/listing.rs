@@ -77,6 +77,18 @@ impl ListPlan {
         let offset = self.offset;
         let size = u64::from(self.size);
         match self.style {
+            // A page cut from a filtered walk's snapshot: its items are the page, already
+            // selected by the filters callgate applies.
+            PaginationStyle::None if body.windowed_total.is_some() && !self.local.is_empty() => {
+                let total = body.windowed_total.unwrap_or_default() as u64;
+                let calls = normalize(&items, drift)?;
+                let end = offset.saturating_add(calls.len() as u64);
+                Ok(ListPage {
+                    calls,
+                    next_offset: (end < total).then_some(end),
+                    total: Some(total),
+                })
+            }
             PaginationStyle::None => {
                 // The vendor returned everything; callgate owns the window. Without local
                 // filters the page is cut before normalizing (a windowed body holds only it).
@@ -125,6 +137,35 @@ impl ListPlan {
                 })
             }
         }
+    }
+}
+
+impl ListPlan {
+    /// Whether the vendor answers every request with its whole list (callgate pages it).
+    pub fn unpaged(&self) -> bool {
+        self.style == PaginationStyle::None
+    }
+
+    /// The indices of the records (each one's JSON, in the vendor's order) that pass the
+    /// filters callgate applies itself; `None` when a record cannot be read or normalized (the
+    /// page itself then fails the same way).
+    pub fn select<'r>(
+        &self,
+        adapter: &Adapter,
+        records: impl Iterator<Item = &'r [u8]>,
+        cx: Context<'_>,
+        filters: &Filters,
+    ) -> Option<Vec<u32>> {
+        let mut drift = Vec::new();
+        let mut out = Vec::new();
+        for (i, raw) in records.enumerate() {
+            let json: Json<'_> = serde_json::from_slice(raw).ok()?;
+            let call = adapter.normalize_call(&json, cx, &mut drift).ok()?;
+            if self.local.iter().all(|f| matches(&call, *f, filters)) {
+                out.push(u32::try_from(i).ok()?);
+            }
+        }
+        Some(out)
     }
 }
 

@@ -111,13 +111,29 @@ fn keep_snapshot(
     plan: &PagePlan,
     answer: &VendorAnswer,
 ) -> Option<u64> {
-    let (_, end) = plan.list.window()?;
-    if !(200..300).contains(&answer.status) {
+    if !plan.list.unpaged() || !(200..300).contains(&answer.status) {
         return None;
     }
     let keys = provider.adapter.list_item_keys()?;
-    let snapshot = Snapshot::build(&provider.name, answer.body.clone(), &keys)?;
-    (snapshot.len() > end).then(|| store.keep(snapshot))
+    let mut snapshot = Snapshot::build(&provider.name, answer.body.clone(), &keys)?;
+    if !plan.list.local.is_empty() {
+        // A walk callgate filters: its offsets count the calls that pass, chosen once here.
+        let cx = Context {
+            provider: &provider.name,
+            agents: &provider.agent_keys,
+            params: Params(&plan.list.params),
+            include_raw: false,
+        };
+        let selected = plan.list.select(
+            &provider.adapter,
+            snapshot.records(),
+            cx,
+            &plan.query.filters,
+        )?;
+        snapshot = snapshot.selecting(selected);
+    }
+    let end = plan.list.offset.saturating_add(u64::from(plan.list.size));
+    (snapshot.len() as u64 > end).then(|| store.keep(snapshot))
 }
 
 /// The page, cut from the snapshot its position names, if that is still kept.
@@ -127,7 +143,11 @@ fn from_snapshot(
     plan: &PagePlan,
 ) -> Option<Result<Fetched, Problem>> {
     let id = plan.at.snapshot?;
-    let (start, end) = plan.list.window()?;
+    if !plan.list.unpaged() {
+        return None;
+    }
+    let start = usize::try_from(plan.list.offset).ok()?;
+    let end = start.saturating_add(plan.list.size as usize);
     let keys = provider.adapter.list_item_keys()?;
     let snapshot = store.get(&provider.name, id)?;
     let bytes = snapshot.window(&keys, start, end);

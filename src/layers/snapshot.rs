@@ -24,6 +24,9 @@ pub struct Snapshot {
     pub provider: String,
     body: Bytes,
     records: Vec<Range<usize>>,
+    /// For a walk callgate filters itself: the records that pass, in order (the walk's offsets
+    /// count these).
+    selected: Option<Vec<u32>>,
 }
 
 impl Snapshot {
@@ -56,12 +59,24 @@ impl Snapshot {
             provider: provider.to_string(),
             body,
             records,
+            selected: None,
         })
     }
 
-    /// How many records the list holds.
+    /// Every record's JSON, in order.
+    pub fn records(&self) -> impl Iterator<Item = &[u8]> {
+        self.records.iter().map(|r| &self.body[r.clone()])
+    }
+
+    /// The snapshot of a filtered walk: only the records at `indices` count.
+    pub fn selecting(mut self, indices: Vec<u32>) -> Snapshot {
+        self.selected = Some(indices);
+        self
+    }
+
+    /// How many records the walk has: the list's, or those selected.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.selected.as_ref().map_or(self.records.len(), Vec::len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -70,8 +85,15 @@ impl Snapshot {
 
     /// Records `[start, end)` as a JSON array, nested under `keys` as the vendor nests it.
     pub fn window(&self, keys: &[&str], start: usize, end: usize) -> Vec<u8> {
-        let end = end.min(self.records.len());
+        let end = end.min(self.len());
         let start = start.min(end);
+        let picked: Vec<&Range<usize>> = match &self.selected {
+            None => self.records[start..end].iter().collect(),
+            Some(sel) => sel[start..end]
+                .iter()
+                .filter_map(|i| self.records.get(*i as usize))
+                .collect(),
+        };
         let mut out = Vec::new();
         for key in keys {
             out.push(b'{');
@@ -80,7 +102,7 @@ impl Snapshot {
             out.push(b':');
         }
         out.push(b'[');
-        for (i, r) in self.records[start..end].iter().enumerate() {
+        for (i, r) in picked.into_iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -92,7 +114,8 @@ impl Snapshot {
     }
 
     fn weight(&self) -> u32 {
-        let ranges = self.records.len() * std::mem::size_of::<Range<usize>>();
+        let ranges = self.records.len() * std::mem::size_of::<Range<usize>>()
+            + self.selected.as_ref().map_or(0, |s| s.len() * 4);
         u32::try_from(self.body.len() + ranges + 128).unwrap_or(u32::MAX)
     }
 }
@@ -149,6 +172,14 @@ mod tests {
         let page: serde_json::Value =
             serde_json::from_slice(&s.window(&["data", "calls"], 0, 1)).unwrap();
         assert_eq!(page, serde_json::json!({"data": {"calls": [{"id": 1}]}}));
+        // A filtered walk counts only its selection.
+        let body = Bytes::from_static(br#"[{"id": 0}, {"id": 1}, {"id": 2}, {"id": 3}]"#);
+        let s = Snapshot::build("p", body, &[])
+            .unwrap()
+            .selecting(vec![1, 3]);
+        assert_eq!(s.len(), 2);
+        let page: serde_json::Value = serde_json::from_slice(&s.window(&[], 1, 9)).unwrap();
+        assert_eq!(page, serde_json::json!([{"id": 3}]));
         // One object where a list is documented is one record; anything else is no snapshot.
         assert_eq!(
             Snapshot::build("p", Bytes::from_static(br#"{"id": 1}"#), &[])
