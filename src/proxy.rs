@@ -174,6 +174,10 @@ impl ProxyHttp for CallgateProxy {
             prefer: Handling::from_prefer(
                 req.headers.get_all("prefer").iter().map(|v| v.as_bytes()),
             ),
+            timeout: req
+                .headers
+                .get("x-request-timeout-ms")
+                .map(|v| v.as_bytes()),
         };
         let answer = self.gateway.handle(incoming).await;
         let mut resp = ResponseHeader::build(answer.status, Some(6))?;

@@ -372,3 +372,50 @@ fn providers_and_openapi() {
         assert!(doc["paths"][path]["get"].is_object(), "{path} documented");
     }
 }
+
+#[test]
+fn the_clients_deadline_bounds_the_vendor_timeout() {
+    let h = Harness::start();
+    // A bad value is refused, naming the header.
+    let p = h
+        .get_with(
+            "/v1/calls?provider=zudu&limit=1",
+            &[
+                ("Authorization", &format!("Bearer {KEY}")),
+                ("X-Request-Timeout-Ms", "soon"),
+            ],
+        )
+        .problem(400, "invalid_request");
+    assert_eq!(p["errors"][0]["field"], "X-Request-Timeout-Ms");
+    // Zudu hangs for a minute; the provider would wait 10 s, the client only 200 ms: the
+    // answer is the client's deadline's 504, and it says so.
+    let zudu = h.sim(VendorKind::Zudu);
+    zudu.add_fault(Fault {
+        latency_ms: Some(60_000),
+        ..Default::default()
+    });
+    for _ in 0..6 {
+        let p = h
+            .get_with(
+                "/v1/calls?provider=zudu&limit=1",
+                &[
+                    ("Authorization", &format!("Bearer {KEY}")),
+                    ("X-Request-Timeout-Ms", "200"),
+                    ("Cache-Control", "no-cache"),
+                ],
+            )
+            .problem(504, "provider_timeout");
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("X-Request-Timeout-Ms"),
+            "{p}"
+        );
+    }
+    // The client's impatience is not the vendor's failure: six in a row (the circuit opens
+    // after five failures) leave the circuit closed; the vendor answers again.
+    zudu.clear_faults();
+    let r = h.get("/v1/calls?provider=zudu&limit=1");
+    assert_eq!(r.status, 200, "{}", r.text);
+}

@@ -74,6 +74,8 @@ pub struct Incoming<'a> {
     pub idempotency_key: Option<&'a [u8]>,
     /// The `handling` preference of the `Prefer` headers (RFC 7240), if any.
     pub prefer: Option<crate::canonical::handling::Handling>,
+    /// The `X-Request-Timeout-Ms` header's bytes as sent: how long the client waits.
+    pub timeout: Option<&'a [u8]>,
 }
 
 /// The request body, as far as it could be read.
@@ -231,6 +233,10 @@ impl Gateway {
             operation: Some(op.operation()),
             ..seen
         };
+        let deadline = match client_deadline(req.timeout) {
+            Ok(d) => d,
+            Err(p) => return seen.finish(Err(p)),
+        };
         let request = CallRequest {
             op,
             method: req.method,
@@ -247,7 +253,7 @@ impl Gateway {
         };
         let mut planned = match plan::plan(rt, tenant, &request) {
             Ok(Plan::One(p)) => p,
-            Ok(Plan::Merged(m)) => return self.merged(rt, &m, req, seen).await,
+            Ok(Plan::Merged(m)) => return self.merged(rt, &m, req, deadline, seen).await,
             Err(refused) => {
                 let seen = Seen {
                     provider: refused.provider.map(|p| p.name.clone()),
@@ -266,6 +272,7 @@ impl Gateway {
                 max_body: rt.settings.max_vendor_body_bytes,
                 resend: planned.resend,
                 operation: planned.operation,
+                deadline,
             };
             let at = Seen {
                 provider: Some(planned.provider.name.clone()),
@@ -298,6 +305,7 @@ impl Gateway {
         rt: &Runtime,
         plan: &listing::MergedPlan,
         req: Incoming<'_>,
+        deadline: Option<tokio::time::Instant>,
         seen: Seen,
     ) -> Served {
         let reads = ReadLayers {
@@ -310,6 +318,7 @@ impl Gateway {
             max_body: rt.settings.max_vendor_body_bytes,
             resend: crate::layers::retry::Resend::Read,
             operation: Operation::ListCalls,
+            deadline,
         };
         let strict = req.prefer == Some(crate::canonical::handling::Handling::Strict);
         let page = merge::serve(reads, rt, plan, cx, req.no_cache, strict).await;
@@ -369,6 +378,29 @@ impl Gateway {
         }
         .finish(read.result.map(Answer::raw_json))
     }
+}
+
+/// The longest `X-Request-Timeout-Ms` callgate takes (ten minutes).
+const MAX_CLIENT_TIMEOUT_MS: u64 = 600_000;
+
+/// When the client stops waiting, from `X-Request-Timeout-Ms` (1 to 600000): the vendor is
+/// given at most what is left of it. Not a number in that range: 400 naming the header.
+fn client_deadline(raw: Option<&[u8]>) -> Result<Option<tokio::time::Instant>, Problem> {
+    let Some(raw) = raw else { return Ok(None) };
+    let ms = std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|ms| (1..=MAX_CLIENT_TIMEOUT_MS).contains(ms))
+        .ok_or_else(|| {
+            Problem::field(
+                ErrorCode::InvalidRequest,
+                "X-Request-Timeout-Ms",
+                format!("must be a whole number of milliseconds from 1 to {MAX_CLIENT_TIMEOUT_MS}"),
+            )
+        })?;
+    Ok(Some(
+        tokio::time::Instant::now() + std::time::Duration::from_millis(ms),
+    ))
 }
 
 fn openapi() -> Answer {

@@ -30,6 +30,7 @@ fn providers() -> Incoming<'static> {
         content_type: None,
         idempotency_key: None,
         prefer: None,
+        timeout: None,
     }
 }
 

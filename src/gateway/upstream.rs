@@ -36,6 +36,8 @@ pub struct Exchange<'a> {
     pub resend: Resend,
     /// The operation (each has its own circuit).
     pub operation: Operation,
+    /// When the client stops waiting (`X-Request-Timeout-Ms`), if it said.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl VendorSide {
@@ -61,11 +63,29 @@ impl VendorSide {
             return (Err(refused), VendorFacts::default());
         }
         let started = Instant::now();
-        let result = self.attempts(provider, request, cx).await;
+        // The provider's timeout, or the client's deadline when that comes first.
+        let own = tokio::time::Instant::now() + provider.timeout;
+        let (deadline, client_bound) = match cx.deadline {
+            Some(d) if d < own => (d, true),
+            _ => (own, false),
+        };
+        let result = self.attempts(provider, request, cx, deadline).await;
         let mut facts = VendorFacts {
             waited: started.elapsed(),
             ..VendorFacts::default()
         };
+        if client_bound && result.as_ref().err() == Some(&ExchangeError::Timeout) {
+            // The client's limit, not the vendor's failure: health and circuit learn nothing.
+            facts.error = Some(ExchangeError::Timeout.kind());
+            let p = Problem::new(
+                ErrorCode::ProviderTimeout,
+                format!(
+                    "provider {:?} did not answer within the time the request allowed (X-Request-Timeout-Ms)",
+                    provider.name
+                ),
+            );
+            return (Err(p.with_provider(&provider.name)), facts);
+        }
         match &result {
             Ok(answer) => facts.status = Some(answer.status),
             Err(e) => {
@@ -83,15 +103,15 @@ impl VendorSide {
 }
 
 impl VendorSide {
-    /// The attempts of one exchange within the provider's timeout: resends of what never left
+    /// The attempts of one exchange before `deadline`: resends of what never left
     /// ([`retry::run`]), and for reads, tries again on answers that say so, within the budget.
     async fn attempts(
         &self,
         provider: &Provider,
         request: &VendorRequest,
         cx: Exchange<'_>,
+        deadline: tokio::time::Instant,
     ) -> Result<VendorAnswer, ExchangeError> {
-        let deadline = tokio::time::Instant::now() + provider.timeout;
         let reads = cx.resend == Resend::Read;
         if reads {
             self.retry_budget.deposit(&provider.name);
