@@ -67,6 +67,7 @@ pub struct Metrics {
     inflight: IntGauge,
     config_reloads: IntCounterVec,
     list_incomplete: IntCounterVec,
+    fields_dropped: IntCounterVec,
     config_last_reload: Gauge,
     drift: IntCounterVec,
     circuit_open: IntGaugeVec,
@@ -137,6 +138,7 @@ impl Metrics {
             cache_requests: counter(&r, "callgate_cache_requests_total", "Cache lookups, by result.", &["result"]),
             config_reloads: counter(&r, "callgate_config_reloads_total", "Config loads after start, by result.", &["result"]),
             list_incomplete: counter(&r, "callgate_list_incomplete_total", "Providers a merged list page lacked (failed, or could not serve the list), by code.", &["provider", "code"]),
+            fields_dropped: counter(&r, "callgate_write_fields_dropped_total", "Request fields a write sent without, because the provider's vendor cannot take them (lenient handling), by canonical field.", &["provider", "field"]),
             drift: counter(&r, "callgate_vendor_drift_total", "Vendor values the adapter did not expect (unknown enum value, missing required field, wrong type).", &["provider", "field", "kind"]),
             circuit_open: {
                 let g = IntGaugeVec::new(
@@ -232,6 +234,13 @@ impl Metrics {
     pub fn list_incomplete(&self, provider: &str, code: &str) {
         self.list_incomplete
             .with_label_values(&[provider, code])
+            .inc();
+    }
+
+    /// A request field a write was sent without (lenient handling).
+    pub fn field_dropped(&self, provider: &str, field: &str) {
+        self.fields_dropped
+            .with_label_values(&[provider, field])
             .inc();
     }
 

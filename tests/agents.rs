@@ -121,6 +121,15 @@ fn one_body_split_three_ways_is_placed_by_every_vendor() {
             "{provider}: {share:.1}% of creates, weight {weight}% ({by_provider:?})"
         );
     }
+    // Every dropped field is counted, per provider and field.
+    let metrics = h.metrics();
+    for provider in ["bimpe", "zudu"] {
+        let series = format!(
+            "callgate_write_fields_dropped_total{{field=\"customer\",provider=\"{provider}\"}} {}",
+            by_provider[provider]
+        );
+        assert!(metrics.contains(&series), "{series} in\n{metrics}");
+    }
     // Each vendor received its own agent id and required fields, and nothing it cannot take.
     let ele = h.sim(VendorKind::Elemente).requests();
     assert_eq!(ele.len(), by_provider["elemente"]);

@@ -357,6 +357,11 @@ impl Gateway {
                 };
                 return match write::write(layers, provider, plan, cx).await {
                     Ok(ran) => {
+                        if !ran.replayed {
+                            for w in &plan.warnings {
+                                self.metrics.field_dropped(&provider.name, &w.field);
+                            }
+                        }
                         let mut answer = Answer::stored(ran.answer);
                         if ran.replayed {
                             answer.headers.push(("Idempotent-Replayed", "true".into()));
