@@ -45,6 +45,7 @@ impl Authority {
         let files = TlsFiles {
             cert: dir.join(format!("{name}.crt")),
             key: dir.join(format!("{name}.key")),
+            client_ca: None,
         };
         std::fs::write(&files.cert, cert.pem()).unwrap();
         std::fs::write(&files.key, key.serialize_pem()).unwrap();
@@ -55,6 +56,16 @@ impl Authority {
 /// Simulators serving `files`, and a gateway whose provider `zudu` reaches them at `host`
 /// over HTTPS, trusting `ca_file` (else the system's authorities).
 fn setup(files: TlsFiles, host: &str, ca_file: Option<&Path>) -> (SimCluster, RunningGateway) {
+    setup_with(files, host, ca_file, "")
+}
+
+/// [`setup`], with more keys for the provider (`extra`, TOML lines).
+fn setup_with(
+    files: TlsFiles,
+    host: &str,
+    ca_file: Option<&Path>,
+    extra: &str,
+) -> (SimCluster, RunningGateway) {
     let sims = SimCluster::start(SimOptions {
         tls: Some(files),
         ..SimOptions::default()
@@ -65,7 +76,7 @@ fn setup(files: TlsFiles, host: &str, ca_file: Option<&Path>) -> (SimCluster, Ru
     });
     let text = format!(
         "[server]\nthreads = 2\nadapters = \"adapters\"\n\n\
-         [providers.zudu]\nvendor = \"zudu\"\nbase_url = \"https://{host}:{port}\"\n{ca}\
+         [providers.zudu]\nvendor = \"zudu\"\nbase_url = \"https://{host}:{port}\"\n{ca}{extra}\
          credentials = {{ api_key = {{ env = \"Z_KEY\" }}, api_secret = {{ env = \"Z_SECRET\" }} }}\n\n\
          [tenants.main]\nkeys = [{{ env = \"KEY\" }}]\nproviders = [\"zudu\"]\ndefault = \"zudu\"\n"
     );
@@ -193,4 +204,81 @@ fn a_ca_file_that_is_not_certificates_is_a_config_error() {
             .any(|e| e.key == "providers.zudu.ca_file" && e.reason.contains("no CERTIFICATE")),
         "{errors:?}"
     );
+}
+
+#[test]
+fn a_vendor_requiring_mutual_tls_is_shown_the_providers_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("callgate test CA");
+    let ca_file = ca.write_ca(dir.path(), "ca.pem");
+    // The vendor asks for a client certificate of its own authority.
+    let clients = Authority::new("vendor client CA");
+    let mut files = ca.issue(dir.path(), "good", &["localhost"], false);
+    files.client_ca = Some(clients.write_ca(dir.path(), "clients.pem"));
+    let client = |who: &Authority, name: &str| {
+        let f = who.issue(dir.path(), name, &["callgate"], false);
+        format!(
+            "client_cert_file = {:?}\nclient_key_file = {:?}\n",
+            f.cert.display().to_string(),
+            f.key.display().to_string()
+        )
+    };
+    let good = client(&clients, "callgate-client");
+    let (sims, gateway) = setup_with(files.clone(), "localhost", Some(&ca_file), &good);
+    let (status, page) = list(&gateway);
+    assert_eq!(status, 200, "{page}");
+    assert!(!sims.sim(VendorKind::Zudu).requests().is_empty());
+    // Without a client certificate, or with one of another authority: refused, nothing sent.
+    let stranger = client(&Authority::new("stranger CA"), "stranger-client");
+    for extra in [String::new(), stranger] {
+        let (sims, gateway) = setup_with(files.clone(), "localhost", Some(&ca_file), &extra);
+        let (status, problem) = list(&gateway);
+        assert!(
+            matches!(status, 502 | 503),
+            "refused client certificate: {status} {problem}"
+        );
+        assert!(sims.sim(VendorKind::Zudu).requests().is_empty(), "sent");
+    }
+}
+
+#[test]
+fn a_client_certificate_without_its_key_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("callgate test CA");
+    let f = ca.issue(dir.path(), "client", &["callgate"], false);
+    let text = |extra: &str| {
+        format!(
+            "[server]\nadapters = \"adapters\"\n\
+             [providers.zudu]\nvendor = \"zudu\"\nbase_url = \"https://127.0.0.1:9\"\n{extra}\
+             credentials = {{ api_key = {{ env = \"Z_KEY\" }}, api_secret = {{ env = \"Z_SECRET\" }} }}\n\
+             [tenants.main]\nkeys = [{{ env = \"KEY\" }}]\nproviders = [\"zudu\"]\n"
+        )
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let load = |t: &str| callgate::config::load_str(t, "t.toml", root, &common::env);
+    let cert = f.cert.display().to_string();
+    let key = f.key.display().to_string();
+    for (extra, want) in [
+        (format!("client_cert_file = {cert:?}\n"), "go together"),
+        (
+            format!("client_cert_file = {key:?}\nclient_key_file = {key:?}\n"),
+            "no CERTIFICATE block",
+        ),
+        (
+            format!("client_cert_file = {cert:?}\nclient_key_file = {cert:?}\n"),
+            "no PRIVATE KEY block",
+        ),
+    ] {
+        let errs = load(&text(&extra)).expect_err("refused");
+        let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(
+            all.iter()
+                .any(|e| e.contains("providers.zudu.client_cert_file") && e.contains(want)),
+            "{extra}: {all:?}"
+        );
+    }
+    assert!(load(&text(&format!(
+        "client_cert_file = {cert:?}\nclient_key_file = {key:?}\n"
+    )))
+    .is_ok());
 }

@@ -65,6 +65,9 @@ pub struct SimOptions {
 pub struct TlsFiles {
     pub cert: std::path::PathBuf,
     pub key: std::path::PathBuf,
+    /// Require a client certificate issued by this authority (PEM), as a vendor using mutual
+    /// TLS does; `None`: no client certificate asked.
+    pub client_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for SimOptions {

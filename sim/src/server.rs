@@ -170,7 +170,24 @@ pub fn tls_listening_service(
     let name = format!("{} simulator (TLS)", sim.kind().name());
     let mut service = Service::new(name, SimApp::new(sim));
     let (cert, key) = (files.cert.to_string_lossy(), files.key.to_string_lossy());
-    service.add_tls(addr, &cert, &key)?;
+    match &files.client_ca {
+        None => service.add_tls(addr, &cert, &key)?,
+        Some(ca) => {
+            use pingora::listeners::tls::TlsSettings;
+            use pingora::tls::{CertificateDer, RootCertStore, WebPkiClientVerifier};
+            let mut settings = TlsSettings::intermediate(&cert, &key)?;
+            let der = pingora::tls::load_pem_file_ca(&ca.to_string_lossy().into_owned())?;
+            let mut roots = RootCertStore::empty();
+            roots
+                .add(CertificateDer::from(der))
+                .map_err(|e| pingora::Error::because(pingora::InternalError, "client CA", e))?;
+            let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .map_err(|e| pingora::Error::because(pingora::InternalError, "client CA", e))?;
+            settings.set_client_cert_verifier(verifier);
+            service.add_tls_with_settings(addr, None, settings);
+        }
+    }
     service.threads = Some(2);
     Ok(service)
 }

@@ -223,6 +223,13 @@ pub struct ProviderSection {
     /// instead of the system's (a vendor behind a private CA).
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// PEM file of the client certificate (chain) this provider is shown, for a vendor that
+    /// requires mutual TLS; with `client_key_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    /// PEM file of that certificate's private key.
+    #[serde(default)]
+    pub client_key_file: Option<String>,
     /// Requests in flight to this provider at most; over it: `503 provider_unavailable`.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: u32,

@@ -331,6 +331,19 @@ pub(super) fn build(
                 Err(reason) => errs.add(format!("{key}.ca_file"), reason),
             }
         }
+        match (&p.client_cert_file, &p.client_key_file) {
+            (None, None) => {}
+            (Some(cert), Some(k)) => {
+                match super::tls::client_cert_key(Path::new(cert), Path::new(k)) {
+                    Ok(ck) => upstream.peer.client_cert_key = Some(Arc::new(ck)),
+                    Err(reason) => errs.add(format!("{key}.client_cert_file"), reason),
+                }
+            }
+            _ => errs.add(
+                format!("{key}.client_cert_file"),
+                "client_cert_file and client_key_file go together (mutual TLS needs both)",
+            ),
+        }
         if p.timeout_ms == 0 || p.connect_timeout_ms == 0 {
             errs.add(&key, "timeout_ms and connect_timeout_ms must be above 0");
         }

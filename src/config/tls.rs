@@ -1,8 +1,27 @@
-//! TLS material of a provider from its config: the certificate authorities of `ca_file`, read
+//! TLS material of a provider from its config: the certificate authorities of `ca_file`, and
+//! the client certificate and key of mutual TLS (`client_cert_file`, `client_key_file`), read
 //! and checked here so a bad file is a config error with its reason, never a panic later.
 
-use pingora::utils::tls::{parse_x509, WrappedX509};
+use pingora::utils::tls::{parse_x509, CertKey, WrappedX509};
 use std::path::Path;
+
+/// The client certificate chain and key a provider presents (mutual TLS), as Pingora takes
+/// them for a peer.
+pub fn client_cert_key(cert: &Path, key: &Path) -> Result<CertKey, String> {
+    let chain: Vec<Vec<u8>> = ca_certificates(cert)?
+        .iter()
+        .map(|c| c.borrow_raw_cert().clone())
+        .collect();
+    let pem = std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+    let der = rustls_pemfile::private_key(&mut pem.as_slice())
+        .map_err(|e| format!("{} is not PEM: {e}", key.display()))?
+        .ok_or_else(|| format!("{} holds no PRIVATE KEY block", key.display()))?;
+    let bytes = der.secret_der().to_vec();
+    // Pingora reads the key back with an `unwrap`: check it reads first.
+    pingora::tls::PrivateKeyDer::try_from(bytes.clone())
+        .map_err(|e| format!("{}: the key cannot be used ({e})", key.display()))?;
+    Ok(CertKey::new(chain, bytes))
+}
 
 /// The certificates of a PEM file, as Pingora takes them for a peer's `ca`.
 pub fn ca_certificates(path: &Path) -> Result<Box<[WrappedX509]>, String> {
