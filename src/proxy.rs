@@ -106,6 +106,26 @@ impl ReadBody {
 ///
 /// The body of a client without a valid gateway key is not read at all (it is answered 401; the
 /// connection is not reused): a stranger cannot make callgate wait for, or buffer, a body.
+/// How much of a body over the limit is read and dropped before the 413, and for how long at
+/// most: a client that sends its whole body before it reads gets the 413 rather than a reset
+/// connection (a bounded lingering close). Past either bound the connection is closed.
+const DISCARD_BOUND: usize = 8 * 1024 * 1024;
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and drops what is left of a body that is over the limit, within the bounds above.
+async fn discard_rest(session: &mut Session) {
+    let drain = async {
+        let mut left = DISCARD_BOUND;
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            if chunk.len() >= left {
+                break;
+            }
+            left -= chunk.len();
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+}
+
 async fn read_body(session: &mut Session, limit: usize, gateway: &Gateway) -> ReadBody {
     if matches!(session.req_header().method.as_str(), "GET" | "HEAD") {
         return ReadBody::None;
@@ -113,6 +133,9 @@ async fn read_body(session: &mut Session, limit: usize, gateway: &Gateway) -> Re
     let declared = header(session, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         session.set_keepalive(None);
+        if declared.is_some_and(|n| n <= DISCARD_BOUND) {
+            discard_rest(session).await;
+        }
         return ReadBody::TooLarge;
     }
     // Asked only here, where a body is to be read: a GET is authenticated once, by the gateway.
@@ -126,6 +149,7 @@ async fn read_body(session: &mut Session, limit: usize, gateway: &Gateway) -> Re
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > limit {
                     session.set_keepalive(None);
+                    discard_rest(session).await;
                     return ReadBody::TooLarge;
                 }
                 body.extend_from_slice(&chunk);

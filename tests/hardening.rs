@@ -480,3 +480,42 @@ fn a_read_is_tried_again_on_an_answer_that_says_so_and_a_write_never() {
     assert_eq!(p["outcome"], "unknown");
     assert_eq!(zudu.requests().len(), 1);
 }
+
+#[test]
+fn a_client_that_sends_a_too_large_body_whole_before_reading_gets_the_413() {
+    let h = Harness::start();
+    // 4 MB over a 64 KB limit, written whole before anything is read: more than the socket
+    // buffers hold, so the client's write only completes if callgate reads (and drops) it.
+    for declared in [true, false] {
+        let body = vec![b'x'; 4 * 1024 * 1024];
+        let framing = if declared {
+            format!("Content-Length: {}\r\n", body.len())
+        } else {
+            "Transfer-Encoding: chunked\r\n".to_string()
+        };
+        let head = format!(
+            "POST /v1/calls HTTP/1.1\r\nHost: callgate\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n{framing}\r\n"
+        );
+        let mut s = TcpStream::connect(h.gateway.addr).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        let sent = if declared {
+            s.write_all(&body)
+        } else {
+            let chunk = format!("{:x}\r\n", body.len());
+            s.write_all(chunk.as_bytes())
+                .and_then(|_| s.write_all(&body))
+                .and_then(|_| s.write_all(b"\r\n0\r\n\r\n"))
+        };
+        sent.unwrap_or_else(|e| panic!("declared {declared}: the body could not be sent: {e}"));
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with("HTTP/1.1 413"),
+            "declared {declared}: {text}"
+        );
+        assert!(text.contains("payload_too_large"), "{text}");
+    }
+}
