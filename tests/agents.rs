@@ -549,20 +549,16 @@ fn demo_on_free_ports() -> Option<(Killed, String, u16)> {
         }
     });
     let line = rx.recv_timeout(common::PATIENCE).ok()?;
-    let deadline = std::time::Instant::now() + common::PATIENCE;
-    loop {
-        if ureq::get(&format!("http://127.0.0.1:{admin}/readyz"))
+    let ready = || {
+        ureq::get(&format!("http://127.0.0.1:{admin}/readyz"))
             .call()
             .is_ok()
-        {
-            return Some((guard, line, api));
-        }
-        // Exited: a port was taken between choosing it and binding it.
-        if guard.0.try_wait().ok().flatten().is_some() || std::time::Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    };
+    // Ready, or exited (a port was taken between choosing it and binding it).
+    common::wait_until("the demo to answer, or to exit", || {
+        ready() || guard.0.try_wait().ok().flatten().is_some()
+    });
+    ready().then_some((guard, line, api))
 }
 
 #[test]

@@ -27,8 +27,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, ReadBuf};
+// tokio's clock, so the idle timeouts can be tested on a paused clock.
+use tokio::time::Instant;
 
 /// Idle connections kept per upstream; the oldest is closed to make room. (Pingora's pool keeps
 /// 128 in all; a gateway has few upstreams, each worth its own warm connections.)
@@ -193,9 +195,12 @@ mod tests {
     async fn arrived(watch: &std::net::TcpStream) {
         // In the kernel: a peek that does not block (the descriptor is non-blocking, as tokio
         // set it) sees them.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while watch.peek(&mut [0u8; 1]).is_err() {
-            assert!(Instant::now() < deadline, "nothing arrived from the vendor");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing arrived from the vendor"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // Known to tokio: a read of our side answers "pending" until tokio's reactor has polled
@@ -244,12 +249,12 @@ mod tests {
         let (b, _vendor_b) = pair(&listener).await;
         let timeout = Some(Duration::from_millis(30));
         pool.put(1, a, timeout);
-        // Sleeps, not waits: a timeout must pass, and nothing shows it has. Each sleep outlasts
-        // the timeout; a slower machine only makes the connections staler, never fresher.
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        // The timeout passes on tokio's paused clock: exactly, whatever the machine's speed.
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_millis(60)).await;
         pool.put(1, b, timeout);
         assert_eq!(pool.idle_count(1), 1, "the expired one was closed on put");
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        tokio::time::advance(Duration::from_millis(60)).await;
         assert!(pool.take(1).is_none());
         assert_eq!(pool.idle_count(1), 0);
     }
@@ -265,9 +270,9 @@ mod tests {
         pool.put(3, closed, None);
         drop(vendor_closed);
         arrived(&closed_watch).await;
-        // A sleep for the 30 ms timeout to pass (nothing shows that it has); longer only makes
-        // `gone` staler.
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        // The 30 ms timeout passes on tokio's paused clock.
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_millis(60)).await;
         pool.put(2, live, Some(Duration::from_secs(60)));
         assert_eq!(pool.idle_count(1), 0, "expired: swept");
         assert_eq!(pool.idle_count(3), 0, "closed by the vendor: swept");
