@@ -8,10 +8,12 @@ mod agents;
 mod file;
 mod runtime;
 mod tls;
+mod upstream;
 
 pub use agents::{Agent, AgentAt, Defaults};
 pub use file::{ConfigFile, DefaultRoute};
-pub use runtime::{CacheSettings, Provider, Runtime, Secret, Settings, Tenant, Upstream};
+pub use runtime::{CacheSettings, Provider, Runtime, Secret, Settings, Tenant};
+pub use upstream::Upstream;
 
 use std::path::Path;
 

@@ -3,6 +3,7 @@
 
 use super::agents::{self, Agent, Defaults};
 use super::file::{ConfigFile, DefaultRoute, HandlingSection, SecretRef};
+use super::upstream::{upstream, Upstream};
 use super::{ConfigError, Env};
 use crate::adapter::normalize::AgentKeys;
 use crate::adapter::spec::AuthScheme;
@@ -11,9 +12,7 @@ use crate::layers::breaker::BreakerSettings;
 use crate::layers::rate_limit::RateLimit;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use pingora::upstreams::peer::HttpPeer;
 use std::collections::{BTreeMap, HashMap};
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
@@ -68,18 +67,6 @@ pub struct CacheSettings {
     pub stale_if_error_finished: Duration,
     pub snapshot_ttl: Duration,
     pub snapshot_max_bytes: u64,
-}
-
-/// Where a provider's requests go.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    pub peer: HttpPeer,
-    /// `Host` header value.
-    pub host: String,
-    /// Path prefix of the base URL, without a trailing '/'.
-    pub base_path: String,
-    /// The base URL as configured, for `explain` and logs.
-    pub base_url: String,
 }
 
 #[derive(Debug)]
@@ -551,57 +538,4 @@ fn auth_headers(adapter: &Adapter, got: &dyn Fn(&str) -> Option<Secret>) -> Vec<
             .map(|(h, c)| (h.clone(), Secret(got(c).map(|s| s.0).unwrap_or_default())))
             .collect(),
     }
-}
-
-/// Parses a base URL and resolves its host once, here, so no request ever blocks on DNS.
-/// Parses a base URL and resolves its host once, here, so no request ever blocks on DNS. Without
-/// `resolve` (offline `check`/`explain`), a host name gets an unspecified address instead.
-fn upstream(
-    resolve: bool,
-    base_url: &str,
-    connect: Duration,
-    total: Duration,
-) -> Result<Upstream, String> {
-    let uri: http::Uri = base_url.parse().map_err(|e| format!("not a URL: {e}"))?;
-    let tls = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => return Err("the scheme must be http or https".into()),
-    };
-    let host = uri.host().ok_or("no host")?.to_string();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let literal = bare
-        .parse::<std::net::IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, port));
-    let addr: SocketAddr = match literal {
-        Some(a) => a,
-        None if !resolve => SocketAddr::from(([0, 0, 0, 0], port)),
-        None => resolve_host(bare, port, &host)?,
-    };
-    let mut peer = HttpPeer::new(addr, tls, host.clone());
-    peer.options.connection_timeout = Some(connect);
-    peer.options.total_connection_timeout = Some(connect);
-    peer.options.read_timeout = Some(total);
-    peer.options.write_timeout = Some(total);
-    peer.options.idle_timeout = Some(Duration::from_secs(60));
-    let host_header = match uri.port_u16() {
-        Some(p) => format!("{host}:{p}"),
-        None => host,
-    };
-    Ok(Upstream {
-        peer,
-        host: host_header,
-        base_path: uri.path().trim_end_matches('/').to_string(),
-        base_url: base_url.to_string(),
-    })
-}
-
-fn resolve_host(bare: &str, port: u16, host: &str) -> Result<SocketAddr, String> {
-    (bare, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} resolves to no address"))
 }
