@@ -235,8 +235,7 @@ fn merged_explanation(tenant: &Tenant, m: &MergedPlan) -> Explanation {
         })
         .collect();
     let first = m.walks.first();
-    let names: Vec<&str> = m.walks.iter().map(|w| w.provider.name.as_str()).collect();
-    let mut names = names;
+    let mut names: Vec<&str> = m.walks.iter().map(|w| w.provider.name.as_str()).collect();
     names.dedup();
     Explanation {
         tenant: tenant.name.clone(),

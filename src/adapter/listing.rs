@@ -19,6 +19,11 @@ pub struct ListBody<'j> {
 }
 
 impl<'j> ListBody<'j> {
+    /// How many items the vendor sent in all, when the body holds only the page's.
+    pub fn windowed_total(&self) -> Option<usize> {
+        self.windowed_total
+    }
+
     pub fn whole(value: Json<'j>) -> ListBody<'j> {
         ListBody {
             value,

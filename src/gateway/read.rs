@@ -58,10 +58,7 @@ pub async fn serve(
         let (answer, mut facts) = layers.vendor.exchange(provider, request, cx).await;
         let result = answer.and_then(|a| match read {
             Read::Get(g) => call_answer(provider, g, &a, &mut facts),
-            Read::Page(p) => {
-                let snapshot = keep_snapshot(layers.snapshots, provider, p, &a);
-                page_answer(provider, p, &a, snapshot, &mut facts)
-            }
+            Read::Page(p) => page_answer(layers.snapshots, provider, p, &a, &mut facts),
         });
         Fetch {
             result,
@@ -158,12 +155,13 @@ fn from_snapshot(
     Some(page_of(provider, plan, &body, Some(id), &mut facts))
 }
 
-/// The canonical page of a vendor's list answer, with the cursor of the next page.
+/// The canonical page of a vendor's list answer, with the cursor of the next page (and, for an
+/// unpaged vendor whose list goes on past this page, the snapshot the walk goes on from).
 fn page_answer(
+    snapshots: &SnapshotStore,
     provider: &Provider,
     plan: &PagePlan,
     answer: &VendorAnswer,
-    snapshot: Option<u64>,
     facts: &mut VendorFacts,
 ) -> Result<Fetched, Problem> {
     let body = provider.adapter.read_list_answer(
@@ -174,6 +172,14 @@ fn page_answer(
         &answer.body,
     );
     let body = noted(provider, facts, body)?;
+    // A list that ends on this page needs no snapshot: its answer is not scanned again.
+    let end = plan.list.offset.saturating_add(u64::from(plan.list.size));
+    let ends_here = body.windowed_total().is_some_and(|t| t as u64 <= end);
+    let snapshot = if ends_here {
+        None
+    } else {
+        keep_snapshot(snapshots, provider, plan, answer)
+    };
     page_of(provider, plan, &body, snapshot, facts)
 }
 

@@ -413,6 +413,8 @@ pub fn draw(tenant: &Tenant, key: &str, what: &[u8]) -> u64 {
     h.write(tenant.name.as_bytes());
     h.write(b"\0");
     h.write(key.as_bytes());
+    // The split's draw is unsalted, as before salts existed: a create retried across an upgrade
+    // with the same key still goes to the same provider.
     if what != b"split" {
         h.write(b"\0");
         h.write(what);
