@@ -28,11 +28,18 @@ deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq cmake >/dev/null; }
 	@command -v $(CARGO) >/dev/null 2>&1 || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 
-# Tests scrape callgate with a real Prometheus and run promtool (Debian package prometheus).
+# Tests scrape callgate with a real Prometheus and run promtool (Debian package prometheus);
+# the fleet tests run real redis-server and nginx (Debian packages redis-server, nginx).
 test-deps:
 	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
 	  echo "installing prometheus (for the scrape test and promtool)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@{ command -v redis-server || [ -x /usr/bin/redis-server ]; } >/dev/null 2>&1 || { \
+	  echo "installing redis-server (for the fleet tests)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+	@{ command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null 2>&1 || { \
+	  echo "installing nginx (the fleet tests' round-robin proxy)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null; }
 
 # Deployment files: promtool config/rules/rule tests, kubernetes-validate, dashboard, ConfigMap freshness.
 deploy-check:

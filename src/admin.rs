@@ -1,7 +1,9 @@
-//! The admin listener: `/healthz` (the process serves), `/readyz` (a config is loaded and the
-//! gateway accepts requests), `/metrics` (Prometheus text format). Separate from the API port so probes and scrapes never need a key.
+//! The admin listener: `/healthz` (the process serves), `/readyz` (a config is loaded, the
+//! gateway accepts requests, and the shared state store is reachable where it is required —
+//! see [`crate::state::StateStatus::readiness`]), `/metrics` (Prometheus text format). Separate from the API port so probes and scrapes never need a key.
 
 use crate::gateway::Gateway;
+use crate::state::Readiness;
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
@@ -27,10 +29,15 @@ impl ServeHttp for AdminApp {
             "/healthz" => text(200, "ok\n"),
             "/readyz" => {
                 let rt = self.gateway.runtime();
-                if rt.providers.is_empty() {
-                    text(503, "no providers configured\n")
-                } else {
-                    text(200, "ready\n")
+                let state = self.gateway.state();
+                if state.readiness() != Readiness::Ready {
+                    state.probe().await;
+                }
+                match state.readiness() {
+                    _ if rt.providers.is_empty() => text(503, "no providers configured\n"),
+                    Readiness::NotReady(why) => text(503, &format!("not ready: {why}\n")),
+                    Readiness::Degraded(why) => text(200, &format!("ready, degraded: {why}\n")),
+                    Readiness::Ready => text(200, "ready\n"),
                 }
             }
             "/metrics" => {

@@ -6,6 +6,7 @@
 //! idempotency / cache ([`layers`]) → the vendor side ([`gateway::upstream`]: health, retry,
 //! [`gateway::exchange`]) → normalize ([`adapter::normalize`]) → answer ([`gateway::answer`]).
 //! [`proxy`] is the only module that knows Pingora's proxy hooks.
+//! The stateful layers' shared (Redis) implementations, for a fleet, are in [`state`].
 //! Vendor knowledge lives in `adapters/*.toml`, compiled by [`adapter`]; no vendor is named here.
 
 pub mod adapter;
@@ -20,3 +21,4 @@ pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod server;
+pub mod state;

@@ -96,6 +96,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The registry, for series a module owns itself (the shared state's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn new() -> Metrics {
         let m = Metrics::register();
         m.touch();

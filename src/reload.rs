@@ -122,6 +122,9 @@ fn needs_restart(old: &Runtime, new: &Runtime) -> Vec<&'static str> {
     {
         out.push("idempotency");
     }
+    if o.state != n.state {
+        out.push("state");
+    }
     if o.log_format != n.log_format || o.log_level != n.log_level {
         out.push("logging");
     }

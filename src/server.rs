@@ -90,6 +90,12 @@ pub fn gateway_server(runtime: Runtime, opts: ServeOptions) -> (Server, Arc<Gate
     admin.threads = Some(1);
     server.add_service(api);
     server.add_service(admin);
+    if let Some(listener) = gateway.state().invalidation_listener() {
+        server.add_service(pingora::services::background::background_service(
+            "cache invalidations",
+            listener,
+        ));
+    }
     if let Some((config_path, env)) = opts.reload {
         let reloader = crate::reload::Reloader {
             config_path,

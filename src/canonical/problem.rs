@@ -27,10 +27,11 @@ pub enum ErrorCode {
     ProviderError,
     ProviderUnavailable,
     ProviderTimeout,
+    StateUnavailable,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -48,6 +49,7 @@ impl ErrorCode {
         ErrorCode::ProviderError,
         ErrorCode::ProviderUnavailable,
         ErrorCode::ProviderTimeout,
+        ErrorCode::StateUnavailable,
     ];
 
     pub fn status(self) -> u16 {
@@ -65,7 +67,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyConflict => 409,
             ErrorCode::RateLimited | ErrorCode::ProviderRateLimited => 429,
             ErrorCode::ProviderAuthFailed | ErrorCode::ProviderError => 502,
-            ErrorCode::ProviderUnavailable => 503,
+            ErrorCode::ProviderUnavailable | ErrorCode::StateUnavailable => 503,
             ErrorCode::ProviderTimeout => 504,
         }
     }
@@ -89,6 +91,7 @@ impl ErrorCode {
             ErrorCode::ProviderError => "provider_error",
             ErrorCode::ProviderUnavailable => "provider_unavailable",
             ErrorCode::ProviderTimeout => "provider_timeout",
+            ErrorCode::StateUnavailable => "state_unavailable",
         }
     }
 
@@ -115,6 +118,7 @@ impl ErrorCode {
             ErrorCode::ProviderError => "The provider failed",
             ErrorCode::ProviderUnavailable => "The provider is unavailable",
             ErrorCode::ProviderTimeout => "The provider did not answer in time",
+            ErrorCode::StateUnavailable => "The shared state store is unreachable",
         }
     }
 }

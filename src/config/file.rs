@@ -17,6 +17,9 @@ pub struct ConfigFile {
     pub cache: CacheSection,
     #[serde(default)]
     pub idempotency: IdempotencySection,
+    /// Where the fleet's shared state lives (`memory` or `redis`).
+    #[serde(default)]
+    pub state: super::state::StateSection,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderSection>,
     #[serde(default)]

@@ -7,12 +7,16 @@
 mod agents;
 mod file;
 mod runtime;
+mod state;
 mod tls;
 mod upstream;
 
 pub use agents::{Agent, AgentAt, Defaults};
 pub use file::{ConfigFile, DefaultRoute};
 pub use runtime::{CacheSettings, Provider, Runtime, Secret, Settings, Tenant};
+pub use state::{
+    IdempotencyFailure, OnFailureSection, RateLimitFailure, RedisMode, RedisSettings, StateSettings,
+};
 pub use upstream::Upstream;
 
 use std::path::Path;

@@ -3,6 +3,7 @@
 
 use super::agents::{self, Agent, Defaults};
 use super::file::{ConfigFile, DefaultRoute, HandlingSection, SecretRef};
+use super::state::StateSettings;
 use super::upstream::{upstream, Upstream};
 use super::{ConfigError, Env};
 use crate::adapter::normalize::AgentKeys;
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 /// A secret value whose `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(pub(super) String);
 
 impl Secret {
     pub fn expose(&self) -> &str {
@@ -50,6 +51,8 @@ pub struct Settings {
     pub idempotency_ttl: Duration,
     pub idempotency_max_entries: u64,
     pub idempotency_max_bytes: u64,
+    /// Where idempotency, rate limits and cache invalidations are shared (`[state]`).
+    pub state: StateSettings,
     pub log_format: String,
     pub log_level: String,
     pub cache: CacheSettings,
@@ -145,6 +148,9 @@ impl Runtime {
         let mut out: Vec<String> = self.keys.keys().cloned().collect();
         for p in self.providers.values() {
             out.extend(p.auth_headers.iter().map(|(_, v)| v.expose().to_string()));
+        }
+        if let StateSettings::Redis(r) = &self.settings.state {
+            out.extend(r.urls.iter().map(|u| u.expose().to_string()));
         }
         out
     }
@@ -463,6 +469,12 @@ pub(super) fn build(
         }
         tenants.insert(name.clone(), tenant);
     }
+    let longest_timeout = providers
+        .values()
+        .map(|p| p.timeout)
+        .max()
+        .unwrap_or_default();
+    let state = super::state::build(cfg.state, env, resolve, longest_timeout, &mut errs);
     if !errs.list.is_empty() {
         return Err(errs.list);
     }
@@ -480,6 +492,7 @@ pub(super) fn build(
             idempotency_ttl: Duration::from_secs(cfg.idempotency.ttl_seconds),
             idempotency_max_entries: cfg.idempotency.max_entries,
             idempotency_max_bytes: cfg.idempotency.max_bytes,
+            state,
             log_format: cfg.logging.format,
             log_level: cfg.logging.level,
             cache: CacheSettings {

@@ -38,9 +38,9 @@ mod write;
 
 use crate::canonical::{ErrorCode, Operation, Problem};
 use crate::config::{Runtime, Tenant};
-use crate::layers::cache::{CacheOutcome, MemoryCache, ResponseCache};
-use crate::layers::idempotency::{IdempotencyStore, MemoryIdempotencyStore};
-use crate::layers::rate_limit::{LocalRateLimiter, RateLimiter};
+use crate::layers::cache::{CacheOutcome, ResponseCache};
+use crate::layers::idempotency::IdempotencyStore;
+use crate::layers::rate_limit::RateLimiter;
 use crate::layers::snapshot::SnapshotStore;
 use crate::layers::VendorFacts;
 use crate::metrics::Metrics;
@@ -97,25 +97,25 @@ pub struct Gateway {
     rate_limiter: Box<dyn RateLimiter>,
     idempotency: Box<dyn IdempotencyStore>,
     cache: Box<dyn ResponseCache>,
+    state: crate::state::StateStatus,
     snapshots: SnapshotStore,
     vendor: VendorSide,
     metrics: Metrics,
 }
 
 impl Gateway {
-    /// A gateway with the in-memory implementation of every layer.
+    /// A gateway whose stateful layers are those `[state]` asks for (in memory, or shared
+    /// through Redis).
     pub fn new(runtime: Runtime) -> Gateway {
         let metrics = Metrics::new();
         metrics.config_loaded_now();
         let settings = &runtime.settings;
+        let layers = crate::state::build(settings, metrics.registry());
         Gateway {
-            rate_limiter: Box::new(LocalRateLimiter::default()),
-            idempotency: Box::new(MemoryIdempotencyStore::new(
-                settings.idempotency_ttl,
-                settings.idempotency_max_entries,
-                settings.idempotency_max_bytes,
-            )),
-            cache: Box::new(MemoryCache::new(settings.cache.max_bytes)),
+            rate_limiter: layers.rate_limiter,
+            idempotency: layers.idempotency,
+            cache: layers.cache,
+            state: layers.status,
             snapshots: SnapshotStore::new(
                 settings.cache.snapshot_max_bytes,
                 settings.cache.snapshot_ttl,
@@ -132,6 +132,11 @@ impl Gateway {
 
     pub fn cache(&self) -> &dyn ResponseCache {
         &*self.cache
+    }
+
+    /// The shared state backend, as readiness and the server see it.
+    pub fn state(&self) -> &crate::state::StateStatus {
+        &self.state
     }
 
     /// Every circuit of the configured providers (closed ones included), for the metrics.

@@ -293,11 +293,17 @@ fn idempotency_key<'a>(req: &CallRequest<'a>) -> Result<Option<&'a str>, Problem
 }
 
 /// The idempotency scope of a write with a (checked) key.
-fn idempotency(tenant: &Tenant, req: &CallRequest<'_>, key: Option<&str>) -> Option<Scope> {
+fn idempotency(
+    tenant: &Tenant,
+    req: &CallRequest<'_>,
+    key: Option<&str>,
+    provider: &Provider,
+) -> Option<Scope> {
     key.map(|key| Scope {
         tenant: tenant.name.clone(),
         key: key.to_string(),
         fingerprint: fingerprint(req.method, req.path, req.body),
+        provider: provider.name.clone(),
     })
 }
 
@@ -398,7 +404,7 @@ fn create_at(
         .map_err(at(&provider))?;
     let mut params = planned.params;
     params.push(("request_id".into(), req.request_id.to_string()));
-    let idempotency = idempotency(tenant, req, key);
+    let idempotency = idempotency(tenant, req, key, &provider);
     Ok(Planned {
         operation: Operation::CreateCall,
         provider,
@@ -450,7 +456,7 @@ fn update(
             request: planned.request,
             params: planned.params,
             success: 200,
-            idempotency: idempotency(tenant, req, key),
+            idempotency: idempotency(tenant, req, key, &provider),
             preference_applied: applied(req.prefer, handling, &planned.dropped),
             warnings: planned.dropped,
         }),

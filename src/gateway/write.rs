@@ -16,7 +16,7 @@ use crate::canonical::handling::Warning;
 use crate::canonical::{Call, ErrorCode, Problem};
 use crate::config::Provider;
 use crate::layers::cache::ResponseCache;
-use crate::layers::idempotency::{IdempotencyStore, Produced, Ran, StoredAnswer};
+use crate::layers::idempotency::{Caller, IdempotencyStore, Produced, Ran, StoredAnswer};
 use crate::layers::VendorFacts;
 use bytes::Bytes;
 
@@ -44,7 +44,7 @@ pub async fn write(
         };
         let answer = match result {
             Ok((id, body)) => {
-                layers.cache.invalidate_call(&provider.name, &id);
+                layers.cache.invalidate_call(&provider.name, &id).await;
                 let mut headers = vec![("Location", format!("/v1/calls/{id}"))];
                 if let Some(h) = plan.preference_applied {
                     headers.push(("Preference-Applied", format!("handling={}", h.name())));
@@ -62,7 +62,13 @@ pub async fn write(
         (Produced { answer, keep }, facts)
     });
     match &plan.idempotency {
-        Some(scope) => layers.idempotency.run(scope, produce).await,
+        Some(scope) => {
+            let caller = Caller {
+                request_id: cx.request_id,
+                deadline: cx.deadline,
+            };
+            layers.idempotency.run(scope, caller, produce).await
+        }
         None => {
             let (produced, facts) = produce.await;
             Ok(Ran {

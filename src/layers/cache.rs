@@ -240,14 +240,31 @@ pub trait ResponseCache: Send + Sync {
         fetch: BoxFuture<'_, Fetch>,
     ) -> Served;
 
-    /// Drops the entry of one call and every list entry of its provider (after a write).
-    fn invalidate_call(&self, provider: &str, call_id: &str);
+    /// Drops the entry of one call and every list entry of its provider (after a write), here
+    /// and, for a shared backend, on every replica.
+    async fn invalidate_call(&self, provider: &str, call_id: &str);
 
     /// Weighed bytes held now.
     async fn bytes(&self) -> u64;
 
     /// The configured bound in bytes.
     fn max_bytes(&self) -> u64;
+}
+
+impl MemoryCache {
+    /// Drops the entry of one call and every list entry of its provider, in this process.
+    pub fn forget_call(&self, provider: &str, call_id: &str) {
+        let (provider, call_id) = (provider.to_string(), call_id.to_string());
+        let _ = self.cache.invalidate_entries_if(move |_, e| {
+            e.provider == provider
+                && (e.kind == EntryKind::List || e.call_id.as_deref() == Some(call_id.as_str()))
+        });
+    }
+
+    /// Drops every entry (when invalidations from other replicas may have been missed).
+    pub fn forget_all(&self) {
+        self.cache.invalidate_all();
+    }
 }
 
 #[async_trait]
@@ -275,12 +292,8 @@ impl ResponseCache for MemoryCache {
         }
     }
 
-    fn invalidate_call(&self, provider: &str, call_id: &str) {
-        let (provider, call_id) = (provider.to_string(), call_id.to_string());
-        let _ = self.cache.invalidate_entries_if(move |_, e| {
-            e.provider == provider
-                && (e.kind == EntryKind::List || e.call_id.as_deref() == Some(call_id.as_str()))
-        });
+    async fn invalidate_call(&self, provider: &str, call_id: &str) {
+        self.forget_call(provider, call_id);
     }
 
     async fn bytes(&self) -> u64 {
@@ -496,7 +509,7 @@ mod tests {
                 })
             })
             .await;
-        c.invalidate_call("p", "p:1");
+        c.invalidate_call("p", "p:1").await;
         c.cache.run_pending_tasks().await;
         for k in ["get1", "list"] {
             let (_, o) = c

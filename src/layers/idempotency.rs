@@ -53,6 +53,18 @@ pub struct Scope {
     pub key: String,
     /// [`fingerprint`] of the request: the same key with another request is a conflict.
     pub fingerprint: u64,
+    /// The provider the write was planned for (named when a shared store must say that the
+    /// write's outcome is unknown).
+    pub provider: String,
+}
+
+/// The request running a write, as a store may need it while it waits for a duplicate's
+/// first request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caller<'a> {
+    pub request_id: &'a str,
+    /// When the client stops waiting, if it said.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// A write as this layer ran it.
@@ -72,6 +84,7 @@ pub trait IdempotencyStore: Send + Sync {
     async fn run(
         &self,
         scope: &Scope,
+        caller: Caller<'_>,
         produce: BoxFuture<'_, (Produced, VendorFacts)>,
     ) -> Result<Ran, Problem>;
 }
@@ -205,6 +218,7 @@ impl IdempotencyStore for MemoryIdempotencyStore {
     async fn run(
         &self,
         scope: &Scope,
+        _caller: Caller<'_>,
         produce: BoxFuture<'_, (Produced, VendorFacts)>,
     ) -> Result<Ran, Problem> {
         let mut vendor = None;
@@ -320,6 +334,7 @@ mod tests {
             tenant: "t".into(),
             key: "k".into(),
             fingerprint: 1,
+            provider: "p".into(),
         };
         let produce = |status| -> BoxFuture<'static, (Produced, VendorFacts)> {
             Box::pin(async move {
@@ -334,10 +349,16 @@ mod tests {
                 (produced, facts)
             })
         };
-        let first = store.run(&scope, produce(201)).await.unwrap();
+        let first = store
+            .run(&scope, Caller::default(), produce(201))
+            .await
+            .unwrap();
         assert!(!first.replayed);
         assert_eq!(first.vendor.and_then(|v| v.status), Some(201));
-        let again = store.run(&scope, produce(500)).await.unwrap();
+        let again = store
+            .run(&scope, Caller::default(), produce(500))
+            .await
+            .unwrap();
         assert!(again.replayed);
         assert!(again.vendor.is_none(), "a replay never reached the vendor");
         assert_eq!(again.answer, first.answer);

@@ -23,7 +23,7 @@ pub struct RateLimit {
 
 impl RateLimit {
     /// The problem a request over this limit gets, asked to wait `wait`.
-    fn exceeded(&self, tenant: &str, wait: std::time::Duration) -> Problem {
+    pub fn exceeded(&self, tenant: &str, wait: std::time::Duration) -> Problem {
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let mut p = Problem::new(
             ErrorCode::RateLimited,

@@ -324,7 +324,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn from(r: Result<ureq::Response, ureq::Error>) -> Reply {
+    /// The reply of a ureq request (a status error is a reply too; a transport error panics).
+    pub fn from(r: Result<ureq::Response, ureq::Error>) -> Reply {
         let resp = match r {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
