@@ -83,7 +83,7 @@ promtool test rules deploy/prometheus/alerts_test.yml
 
 # --- Kubernetes --------------------------------------------------------------------------------
 manifests=(deploy/k8s/configmap.yaml deploy/k8s/deployment.yaml deploy/k8s/service.yaml
-  deploy/k8s/hpa.yaml deploy/k8s/pdb.yaml deploy/k8s/secret.example.yaml)
+  deploy/k8s/hpa.yaml deploy/k8s/pdb.yaml deploy/k8s/redis.yaml deploy/k8s/secret.example.yaml)
 step "kubernetes-validate --strict -k $K8S_VERSION on ${#manifests[@]} manifests"
 .venv/bin/kubernetes-validate --strict --kubernetes-version "$K8S_VERSION" "${manifests[@]}"
 
@@ -138,6 +138,19 @@ for var in refs:
     ref = env.get(var, {}).get("valueFrom", {}).get("secretKeyRef")
     if not ref:
         fail.append(f"deployment.yaml: {var} (named in config/callgate.toml) is not set from a Secret")
+# [state] overridden from the environment: the Redis URL (it may carry a password) is a Secret.
+url_env = env.get("CALLGATE__STATE__URL_ENV", {}).get("value")
+if url_env and not env.get(url_env, {}).get("valueFrom", {}).get("secretKeyRef"):
+    fail.append(f"deployment.yaml: {url_env} (CALLGATE__STATE__URL_ENV) is not set from a Secret")
+if "CALLGATE__STATE__URL" in env:
+    fail.append("deployment.yaml: give the Redis URL as CALLGATE__STATE__URL_ENV (a Secret), not inline")
+# redis.yaml's Redis must keep what callgate stores: no eviction, append-only persistence.
+for d in load_all("deploy/k8s/redis.yaml"):
+    if d["kind"] == "StatefulSet":
+        args = " ".join(d["spec"]["template"]["spec"]["containers"][0].get("args", []))
+        for want in ("--maxmemory-policy noeviction", "--appendonly yes"):
+            if want not in args:
+                fail.append(f"redis.yaml: Redis needs {want} (idempotency keys and limits must not vanish)")
 
 # kustomization lists every manifest except the Secret example.
 kust = yaml.safe_load(open("deploy/k8s/kustomization.yaml"))
@@ -166,21 +179,24 @@ fi
 step "python3 -m json.tool deploy/grafana/callgate-dashboard.json"
 python3 -m json.tool deploy/grafana/callgate-dashboard.json >/dev/null && echo "valid JSON"
 
-step "dashboard and alerts name only metrics of DESIGN.md"
+step "dashboard and alerts name only metrics of DESIGN.md and of [state]"
 "$PY" - <<'PY'
 import json, re, sys, yaml
 
-# DESIGN.md, "Metrics" (plus callgate_circuit_open, which arrives with the circuit breaker).
+# DESIGN.md, "Metrics" (plus callgate_circuit_open, which arrives with the circuit breaker), and
+# the [state] series of src/state/link.rs (config/README.md, "[state]").
 KNOWN = {
     "callgate_requests_total", "callgate_request_duration_seconds",
     "callgate_upstream_duration_seconds", "callgate_overhead_duration_seconds",
     "callgate_upstream_errors_total", "callgate_cache_requests_total", "callgate_cache_bytes",
     "callgate_inflight_requests", "callgate_config_reloads_total",
     "callgate_config_last_reload_timestamp_seconds", "callgate_vendor_drift_total",
+    "callgate_state_up", "callgate_state_operations_total",
+    "callgate_state_operation_duration_seconds", "callgate_state_fallbacks_total",
 }
 ALERTS_ONLY = {"callgate_circuit_open"}
 HISTOGRAMS = {"callgate_request_duration_seconds", "callgate_upstream_duration_seconds",
-              "callgate_overhead_duration_seconds"}
+              "callgate_overhead_duration_seconds", "callgate_state_operation_duration_seconds"}
 
 def names(expr):
     out = set()
@@ -221,7 +237,7 @@ for r in rules:
 if fail:
     print("\n".join(fail), file=sys.stderr)
     sys.exit(1)
-print(f"{len(panels)} panels use {len(used)} of DESIGN.md's {len(KNOWN)} metrics; "
+print(f"{len(panels)} panels use {len(used)} of the {len(KNOWN)} known metrics; "
       f"{len(rules)} alerts use known metrics and carry severity, summary, description, runbook")
 PY
 

@@ -179,3 +179,47 @@ fn the_demo_config_names_the_simulated_bimpe_agents() {
         );
     }
 }
+
+#[test]
+fn state_mistakes_name_their_key_and_never_quote_the_url() {
+    let with = |state: &str| format!("{GOOD}\n[state]\n{state}\n");
+    let cases = [
+        (with("backend = \"redis\""), "state.url: backend = \"redis\" needs url or url_env"),
+        (
+            with("backend = \"redis\"\nurl_env = \"NOT_SET_ANYWHERE\""),
+            "state.url_env: environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            with("backend = \"redis\"\nurl = \"http://user:hunter2@host:6379\""),
+            "state.url[0]: not a redis:// URL",
+        ),
+        (
+            with("backend = \"redis\"\nurl = \"redis://a:6379,redis://b:6379\""),
+            "state.url: several URLs are for mode = \"cluster\"",
+        ),
+        (
+            with("backend = \"redis\"\nurl = \"redis://a:6379\"\nclaim_ttl_ms = 15000"),
+            "state.claim_ttl_ms: must be longer than twice the longest provider timeout (10000 ms)",
+        ),
+        (
+            with("url = \"redis://a:6379\""),
+            "state.url: Redis settings are given but state.backend is \"memory\"",
+        ),
+        (
+            with("backend = \"redis\"\nurl = \"redis://a:6379\"\n[state.on_failure]\nidempotency = \"maybe\""),
+            "state.on_failure.idempotency: ",
+        ),
+    ];
+    for (text, want) in cases {
+        let errs = load_err(&text).join("\n");
+        assert!(errs.contains(want), "want {want:?} in:\n{errs}");
+        assert!(
+            !errs.contains("hunter2"),
+            "a URL's password in a message: {errs}"
+        );
+    }
+    assert!(load_err(&with(
+        "backend = \"redis\"\nurl = \"redis://a:6379\"\nmode = \"cluster\""
+    ))
+    .is_empty());
+}

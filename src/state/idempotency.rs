@@ -4,7 +4,8 @@
 //!
 //! - The first request with a key **claims** it atomically (one Lua script: the key is created
 //!   only if absent, with a random claim token and a lease measured on Redis's clock), sends the
-//!   write, and stores the answer in place of the claim if the claim is still its own.
+//!   write, and stores the answer in place of the claim if the claim is still its own — while
+//!   the answer goes out to the client, so the claim is the only round trip on its path.
 //! - A duplicate finds the claim and **waits**, polling the same script with a growing pause
 //!   (5 ms → 100 ms), until the answer is there (replayed byte for byte), the key is free again
 //!   (the first request proved nothing was sent: the duplicate claims it and sends), its client's
@@ -316,11 +317,15 @@ impl RedisIdempotencyStore {
             answer: produced.keep.then(|| encode(&produced.answer)),
             ttl: Self::ms(self.ttl),
         };
-        if let Err(e) = settle.once().await {
-            // The client still gets its answer; the key is settled when Redis is back.
-            tracing::warn!(error = %e, kept = produced.keep, "could not store an idempotent write's answer in Redis yet; retrying in the background");
-            settle.later(self.link.settings().claim_ttl);
-        }
+        // Stored while the answer goes out: duplicates wait on the claim until it lands, so
+        // the client need not wait for it too (one Redis round trip less per keyed write).
+        let lease = self.link.settings().claim_ttl;
+        tokio::spawn(async move {
+            if let Err(e) = settle.once().await {
+                tracing::warn!(error = %e, kept = settle.answer.is_some(), "could not store an idempotent write's answer in Redis yet; retrying in the background");
+                settle.later(lease);
+            }
+        });
         Ran {
             answer: produced.answer,
             replayed: false,
