@@ -11,11 +11,12 @@ use super::exchange::VendorAnswer;
 use super::plan::WritePlan;
 use super::upstream::{encode, read_json, unnormalizable, Exchange, VendorSide};
 use crate::adapter::normalize::Context;
+use crate::adapter::plan::WriteKind;
 use crate::adapter::rules::Params;
 use crate::canonical::handling::Warning;
 use crate::canonical::{Call, ErrorCode, Problem};
 use crate::config::Provider;
-use crate::layers::cache::ResponseCache;
+use crate::layers::cache::{Change, ResponseCache};
 use crate::layers::idempotency::{Caller, IdempotencyStore, Produced, Ran, StoredAnswer};
 use crate::layers::VendorFacts;
 use bytes::Bytes;
@@ -44,7 +45,14 @@ pub async fn write(
         };
         let answer = match result {
             Ok((id, body)) => {
-                layers.cache.invalidate_call(&provider.name, &id).await;
+                let change = match plan.kind {
+                    WriteKind::Create => Change::Created,
+                    WriteKind::Update => Change::Updated,
+                };
+                layers
+                    .cache
+                    .invalidate_call(&provider.name, &id, change)
+                    .await;
                 let mut headers = vec![("Location", format!("/v1/calls/{id}"))];
                 if let Some(h) = plan.preference_applied {
                     headers.push(("Preference-Applied", format!("handling={}", h.name())));

@@ -227,6 +227,15 @@ pub struct Served {
     pub vendor: Option<VendorFacts>,
 }
 
+/// What a write did to a call, for its invalidation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A new call: no cache holds it yet, only list pages of its provider may lack it.
+    Created,
+    /// An existing call changed: any cached copy is wrong now.
+    Updated,
+}
+
 /// The cache layer's interface: serve a read, forget what a write changed, report its size.
 #[async_trait]
 pub trait ResponseCache: Send + Sync {
@@ -242,7 +251,7 @@ pub trait ResponseCache: Send + Sync {
 
     /// Drops the entry of one call and every list entry of its provider (after a write), here
     /// and, for a shared backend, on every replica.
-    async fn invalidate_call(&self, provider: &str, call_id: &str);
+    async fn invalidate_call(&self, provider: &str, call_id: &str, change: Change);
 
     /// Weighed bytes held now.
     async fn bytes(&self) -> u64;
@@ -292,7 +301,7 @@ impl ResponseCache for MemoryCache {
         }
     }
 
-    async fn invalidate_call(&self, provider: &str, call_id: &str) {
+    async fn invalidate_call(&self, provider: &str, call_id: &str, _change: Change) {
         self.forget_call(provider, call_id);
     }
 
@@ -509,7 +518,7 @@ mod tests {
                 })
             })
             .await;
-        c.invalidate_call("p", "p:1").await;
+        c.invalidate_call("p", "p:1", Change::Updated).await;
         c.cache.run_pending_tasks().await;
         for k in ["get1", "list"] {
             let (_, o) = c

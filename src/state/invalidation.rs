@@ -2,9 +2,10 @@
 //! a write that changed a call tells every replica to drop it, over Redis pub/sub.
 //!
 //! - [`CoherentCache`] serves reads from the local cache; its `invalidate_call` drops the call
-//!   here, then publishes `{origin, provider, call}` on `{prefix}:invalidations` and waits for
-//!   Redis to take it (bounded by the command timeout), so the write is answered after every
-//!   subscribed replica's socket has the message.
+//!   here, then publishes `{origin, provider, call}` on `{prefix}:invalidations`. For an update
+//!   it waits for Redis to take it (bounded by the command timeout), so the write is answered
+//!   after every subscribed replica's socket has the message; a create (a call no cache holds,
+//!   only list pages may lack it) publishes without holding up its answer.
 //! - [`InvalidationListener`] (a background service) subscribes and drops what other replicas
 //!   announce. When its subscription breaks it cannot know what it missed: on every resubscribe
 //!   it drops the whole local cache, so a replica is exact again as soon as Redis is back.
@@ -12,7 +13,9 @@
 //!   when the entry expires (live calls are cached briefly) or when Redis returns.
 
 use super::link::{Function, RedisLink};
-use crate::layers::cache::{CacheKey, CachePolicy, Fetch, MemoryCache, ResponseCache, Served};
+use crate::layers::cache::{
+    CacheKey, CachePolicy, Change, Fetch, MemoryCache, ResponseCache, Served,
+};
 use crate::layers::BoxFuture;
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -76,7 +79,7 @@ impl ResponseCache for CoherentCache {
         self.local.serve(policy, key, refresh, fetch).await
     }
 
-    async fn invalidate_call(&self, provider: &str, call_id: &str) {
+    async fn invalidate_call(&self, provider: &str, call_id: &str, change: Change) {
         self.local.forget_call(provider, call_id);
         let message = serde_json::to_string(&Message {
             origin: self.origin.clone(),
@@ -84,20 +87,16 @@ impl ResponseCache for CoherentCache {
             call: call_id.to_string(),
         })
         .unwrap_or_default();
-        let channel = &self.channel;
-        let published = self
-            .link
-            .exec(Function::Invalidation, |mut c| async move {
-                redis::cmd("PUBLISH")
-                    .arg(channel)
-                    .arg(message)
-                    .query_async::<i64>(&mut c)
-                    .await
-            })
-            .await;
-        if let Err(e) = published {
-            self.link.metrics.fell_back(Function::Invalidation);
-            tracing::warn!(error = %e, provider, "a write's cache invalidation could not be sent to the other replicas; they see the change when their entry expires");
+        let publish = publish(self.link.clone(), self.channel.clone(), message);
+        match change {
+            // A changed call: answered once every replica's socket has the news, so a read
+            // through any replica after this answer sees the change.
+            Change::Updated => publish.await,
+            // A new call is in no cache; other replicas' list pages of its provider learn of it
+            // a moment later, without holding up the create's answer.
+            Change::Created => {
+                tokio::spawn(publish);
+            }
         }
     }
 
@@ -107,6 +106,24 @@ impl ResponseCache for CoherentCache {
 
     fn max_bytes(&self) -> u64 {
         self.local.max_bytes()
+    }
+}
+
+/// Publishes one invalidation (bounded like every Redis call).
+async fn publish(link: Arc<RedisLink>, channel: String, message: String) {
+    let (channel, message) = (&channel, &message);
+    let published = link
+        .exec(Function::Invalidation, |mut c| async move {
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(message)
+                .query_async::<i64>(&mut c)
+                .await
+        })
+        .await;
+    if let Err(e) = published {
+        link.metrics.fell_back(Function::Invalidation);
+        tracing::warn!(error = %e, "a write's cache invalidation could not be sent to the other replicas; they see the change when their entry expires");
     }
 }
 
