@@ -29,7 +29,8 @@ deps:
 	@command -v $(CARGO) >/dev/null 2>&1 || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 
 # Tests scrape callgate with a real Prometheus and run promtool (Debian package prometheus);
-# the fleet tests run real redis-server and nginx (Debian packages redis-server, nginx).
+# the fleet tests run real redis-server and nginx (Debian packages redis-server, nginx); the
+# tracing tests' OTLP receiver decodes with opentelemetry-proto (PyPI, into .venv).
 test-deps:
 	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
 	  echo "installing prometheus (for the scrape test and promtool)"; \
@@ -37,6 +38,11 @@ test-deps:
 	@{ command -v redis-server || [ -x /usr/bin/redis-server ]; } >/dev/null 2>&1 || { \
 	  echo "installing redis-server (for the fleet tests)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+	@command -v python3 >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 python3-venv >/dev/null; }
+	@[ -x .venv/bin/python ] || python3 -m venv .venv || { $(SUDO) apt-get install -y -qq python3-venv >/dev/null && python3 -m venv .venv; }
+	@.venv/bin/python -c 'import opentelemetry.proto' 2>/dev/null || { \
+	  echo "installing opentelemetry-proto (PyPI, into .venv) for the OTLP receiver of the tracing tests"; \
+	  .venv/bin/pip install -q opentelemetry-proto; }
 	@{ command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null 2>&1 || { \
 	  echo "installing nginx (the fleet tests' round-robin proxy)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null; }
@@ -71,3 +77,4 @@ bench: deps
 bench-quick: deps
 	CALLGATE_BENCH_QUICK=1 $(CARGO) bench --bench normalize
 	bash benches/load/run.sh --smoke
+	python3 benches/load/state.py --callgate target/release/callgate --smoke

@@ -11,30 +11,41 @@
 //! served it, so a slow log pipe does not stall requests. The queue holds 128k lines; past that
 //! writers wait (no line is dropped). Dropping the [`LogGuard`] flushes what is queued.
 
-use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-/// Keeps the log writer thread; dropping it writes out the lines still queued.
+/// Keeps the log writer thread and the tracer; dropping it writes out the lines still queued
+/// and exports the spans still queued.
 #[must_use = "dropping the guard stops the log writer"]
-pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+pub struct LogGuard {
+    // Dropped in this order: the tracer's last spans, then the log lines.
+    _tracing: crate::telemetry::Tracing,
+    _writer: tracing_appender::non_blocking::WorkerGuard,
+}
 
-/// Installs the global subscriber writing to stdout from a writer thread. Calling it twice
-/// keeps the first.
-pub fn init(format: &str, level: &str) -> LogGuard {
+/// Installs the global subscriber writing to stdout from a writer thread, with the tracing
+/// layer `[tracing]` asks for. Calling it twice keeps the first.
+pub fn init(format: &str, level: &str, tracing: &crate::config::TracingSettings) -> LogGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("callgate-log")
         .finish(std::io::stdout());
-    init_with(format, level, writer);
-    LogGuard(guard)
+    let tracing = crate::telemetry::provider(tracing);
+    init_with(format, level, writer, &tracing);
+    LogGuard {
+        _tracing: tracing,
+        _writer: guard,
+    }
 }
 
-/// Like [`init`], with another writer (tests capture logs this way). `RUST_LOG` wins over
-/// `level` when set.
-pub fn init_with<W>(format: &str, level: &str, writer: W)
+/// Like [`init`], with another writer (tests capture logs this way) and a tracer the caller
+/// keeps. `RUST_LOG` wins over `level` when set. Request spans (target
+/// [`crate::telemetry::TARGET`]) reach the tracer whatever the level, and the log lines written
+/// inside a request list them (`spans`: its `request_id` and `trace_id`).
+pub fn init_with<W>(format: &str, level: &str, writer: W, tracing: &crate::telemetry::Tracing)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -54,9 +65,17 @@ where
             .json()
             .flatten_event(true)
             .with_current_span(false)
+            .with_span_list(true)
             .boxed(),
     };
+    let request_spans =
+        || filter_fn(|meta| meta.is_span() && meta.target() == crate::telemetry::TARGET);
     let _ = tracing_subscriber::registry()
-        .with(layer.with_filter(no_header_dumps).with_filter(filter))
+        .with(
+            layer
+                .with_filter(no_header_dumps)
+                .with_filter(filter.or(request_spans())),
+        )
+        .with(tracing.layer().with_filter(request_spans()))
         .try_init();
 }

@@ -11,6 +11,7 @@ use crate::gateway::answer::{self, Outcome};
 use crate::gateway::auth::Authorization;
 use crate::gateway::{Body, Gateway, Incoming};
 use crate::metrics::RequestRecord;
+use crate::telemetry;
 use async_trait::async_trait;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
@@ -18,6 +19,7 @@ use pingora::proxy::{ProxyHttp, Session};
 use prometheus::IntGauge;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 pub struct CallgateProxy {
     pub gateway: Arc<Gateway>,
@@ -43,6 +45,8 @@ impl Drop for Inflight {
 pub struct RequestCtx {
     started: Instant,
     request_id: String,
+    /// The W3C trace id of the request (the client's trace, or one started here).
+    trace_id: Option<String>,
     status: u16,
     outcome: Outcome,
     _inflight: Inflight,
@@ -171,6 +175,7 @@ impl ProxyHttp for CallgateProxy {
         RequestCtx {
             started: Instant::now(),
             request_id: String::new(),
+            trace_id: None,
             status: 0,
             outcome: Outcome::default(),
             _inflight: Inflight::new(self.gateway.metrics().inflight()),
@@ -179,6 +184,12 @@ impl ProxyHttp for CallgateProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = answer::request_id(header(session, "x-request-id"));
+        let (span, trace_id) = telemetry::request_span(
+            &session.req_header().headers,
+            session.req_header().method.as_str(),
+            &ctx.request_id,
+        );
+        ctx.trace_id = trace_id;
         let settings = &self.gateway.runtime().settings;
         // An idle kept-alive connection is closed after this (Pingora waits forever otherwise);
         // reading a broken body below turns keep-alive off for good.
@@ -203,7 +214,8 @@ impl ProxyHttp for CallgateProxy {
                 .get("x-request-timeout-ms")
                 .map(|v| v.as_bytes()),
         };
-        let answer = self.gateway.handle(incoming).await;
+        let answer = self.gateway.handle(incoming).instrument(span.clone()).await;
+        span.record("http.response.status_code", i64::from(answer.status));
         let mut resp = ResponseHeader::build(answer.status, Some(6))?;
         resp.insert_header("Content-Type", answer.content_type)?;
         resp.insert_header("Content-Length", answer.body.len().to_string())?;
@@ -268,6 +280,7 @@ impl ProxyHttp for CallgateProxy {
         tracing::info!(
             target: "callgate::request",
             request_id = %ctx.request_id,
+            trace_id = ctx.trace_id.as_deref().unwrap_or(""),
             method = %session.req_header().method,
             path = %session.req_header().uri.path(),
             status = ctx.status,

@@ -125,6 +125,9 @@ fn needs_restart(old: &Runtime, new: &Runtime) -> Vec<&'static str> {
     if o.state != n.state {
         out.push("state");
     }
+    if o.tracing != n.tracing {
+        out.push("tracing");
+    }
     if o.log_format != n.log_format || o.log_level != n.log_level {
         out.push("logging");
     }

@@ -223,3 +223,29 @@ fn state_mistakes_name_their_key_and_never_quote_the_url() {
     ))
     .is_empty());
 }
+
+#[test]
+fn tracing_mistakes_name_their_key() {
+    let with = |t: &str| format!("{GOOD}\n[tracing]\n{t}\n");
+    for (text, want) in [
+        (
+            with("otlp_endpoint = \"https://collector:4318/v1/traces\""),
+            "tracing.otlp_endpoint: https is not supported yet",
+        ),
+        (
+            with("otlp_endpoint = \"collector:4318\""),
+            "tracing.otlp_endpoint: must be an http:// URL",
+        ),
+        (
+            with("sample_ratio = 1.5"),
+            "tracing.sample_ratio: must be between 0 and 1",
+        ),
+    ] {
+        let errs = load_err(&text).join("\n");
+        assert!(errs.contains(want), "want {want:?} in:\n{errs}");
+    }
+    assert!(load_err(&with(
+        "otlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\nsample_ratio = 0.1"
+    ))
+    .is_empty());
+}

@@ -6,32 +6,12 @@
 mod common;
 
 use callgate_sim::{SimCluster, SimOptions, VendorKind};
+use common::serve::{binary, Proc, Replica};
 use common::{wait_until, Reply, KEY};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A child process stopped (SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn binary(name: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} is not installed: `make test-deps` installs it (Debian package)")
-}
 
 /// Answers `PING` with `+PONG` on `port`.
 fn redis_answers(port: u16) -> bool {
@@ -99,29 +79,6 @@ impl Redis {
     }
 }
 
-/// One `callgate serve`.
-struct Replica {
-    api: u16,
-    admin: u16,
-    proc: Proc,
-}
-
-impl Replica {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.api)
-    }
-
-    fn metric(&self, series: &str) -> Option<f64> {
-        let text = ureq::get(&format!("http://127.0.0.1:{}/metrics", self.admin))
-            .call()
-            .ok()?
-            .into_string()
-            .ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-    }
-}
-
 /// Three replicas on one Redis and the simulators, optionally behind nginx.
 struct Fleet {
     sims: SimCluster,
@@ -130,20 +87,6 @@ struct Fleet {
     nginx: Option<(Proc, u16)>,
     dir: tempfile::TempDir,
 }
-
-const SECRETS: [&str; 11] = [
-    "KEY",
-    "OTHER_KEY",
-    "LIMITED_KEY",
-    "SPLIT_KEY",
-    "E_USER",
-    "E_PASS",
-    "E_PASS_WRONG",
-    "B_KEY",
-    "B_KEY_NOSCOPE",
-    "Z_KEY",
-    "Z_SECRET",
-];
 
 impl Fleet {
     fn start(sims: SimOptions, extra: &str, nginx: bool) -> Fleet {
@@ -171,50 +114,13 @@ impl Fleet {
             dir,
         };
         for i in 0..3 {
-            let replica = fleet.spawn(&path, i);
+            let replica = Replica::spawn(&path, fleet.dir.path(), i, &[("FLEET_KEY", FLEET_KEY)]);
             fleet.replicas.push(replica);
         }
         if nginx {
             fleet.nginx = Some(fleet.start_nginx());
         }
         fleet
-    }
-
-    fn spawn(&self, config: &Path, i: usize) -> Replica {
-        let [api, admin] = common::free_ports();
-        let log = std::fs::File::create(self.dir.path().join(format!("replica-{i}.log"))).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_callgate"));
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(config)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("CALLGATE__SERVER__LISTEN", format!("127.0.0.1:{api}"))
-            .env(
-                "CALLGATE__SERVER__ADMIN_LISTEN",
-                format!("127.0.0.1:{admin}"),
-            )
-            .env(
-                "CALLGATE__SERVER__UPGRADE_SOCK",
-                self.dir.path().join(format!("upgrade-{i}.sock")),
-            )
-            .env("CALLGATE__LOGGING__LEVEL", "warn")
-            .env_remove("RUST_LOG")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        for name in SECRETS {
-            cmd.env(name, common::env(name).unwrap());
-        }
-        cmd.env("FLEET_KEY", FLEET_KEY);
-        let mut proc = Proc(cmd.spawn().unwrap());
-        wait_until("a replica to be ready", || {
-            if let Some(status) = proc.0.try_wait().unwrap() {
-                panic!("callgate serve exited: {status}");
-            }
-            ureq::get(&format!("http://127.0.0.1:{admin}/readyz"))
-                .call()
-                .is_ok()
-        });
-        Replica { api, admin, proc }
     }
 
     fn start_nginx(&self) -> (Proc, u16) {

@@ -80,7 +80,11 @@ pub fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let _log = callgate::logging::init(&runtime.settings.log_format, &runtime.settings.log_level);
+    let _log = callgate::logging::init(
+        &runtime.settings.log_format,
+        &runtime.settings.log_level,
+        &runtime.settings.tracing,
+    );
     let settings = runtime.settings.clone();
     let (mut pingora, _gateway) = server::gateway_server(
         runtime,

@@ -19,7 +19,11 @@ pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let log = callgate::logging::init(&runtime.settings.log_format, &runtime.settings.log_level);
+    let log = callgate::logging::init(
+        &runtime.settings.log_format,
+        &runtime.settings.log_level,
+        &runtime.settings.tracing,
+    );
     let settings = runtime.settings.clone();
     tracing::info!(
         config = %config_path.display(),

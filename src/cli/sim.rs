@@ -62,7 +62,7 @@ impl SimArgs {
 }
 
 pub fn run(args: SimArgs) -> ExitCode {
-    let _log = callgate::logging::init("pretty", "info");
+    let _log = callgate::logging::init("pretty", "info", &Default::default());
     let mut server = callgate::server::new_server(0);
     for (kind, sim, svc) in args.services() {
         println!(

@@ -20,6 +20,9 @@ pub struct ConfigFile {
     /// Where the fleet's shared state lives (`memory` or `redis`).
     #[serde(default)]
     pub state: super::state::StateSection,
+    /// Distributed tracing (OTLP export; off by default).
+    #[serde(default)]
+    pub tracing: super::telemetry::TracingSettings,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderSection>,
     #[serde(default)]

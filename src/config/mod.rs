@@ -8,6 +8,7 @@ mod agents;
 mod file;
 mod runtime;
 mod state;
+mod telemetry;
 mod tls;
 mod upstream;
 
@@ -17,6 +18,7 @@ pub use runtime::{CacheSettings, Provider, Runtime, Secret, Settings, Tenant};
 pub use state::{
     IdempotencyFailure, OnFailureSection, RateLimitFailure, RedisMode, RedisSettings, StateSettings,
 };
+pub use telemetry::TracingSettings;
 pub use upstream::Upstream;
 
 use std::path::Path;

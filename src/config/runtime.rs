@@ -53,6 +53,8 @@ pub struct Settings {
     pub idempotency_max_bytes: u64,
     /// Where idempotency, rate limits and cache invalidations are shared (`[state]`).
     pub state: StateSettings,
+    /// Distributed tracing (`[tracing]`).
+    pub tracing: super::telemetry::TracingSettings,
     pub log_format: String,
     pub log_level: String,
     pub cache: CacheSettings,
@@ -475,6 +477,7 @@ pub(super) fn build(
         .max()
         .unwrap_or_default();
     let state = super::state::build(cfg.state, env, resolve, longest_timeout, &mut errs);
+    let tracing = super::telemetry::build(cfg.tracing, &mut errs);
     if !errs.list.is_empty() {
         return Err(errs.list);
     }
@@ -493,6 +496,7 @@ pub(super) fn build(
             idempotency_max_entries: cfg.idempotency.max_entries,
             idempotency_max_bytes: cfg.idempotency.max_bytes,
             state,
+            tracing,
             log_format: cfg.logging.format,
             log_level: cfg.logging.level,
             cache: CacheSettings {

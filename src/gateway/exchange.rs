@@ -257,6 +257,10 @@ fn request_header(
     for (name, value, _) in outgoing_headers(provider, req, request_id) {
         h.insert_header(name, value)?;
     }
+    // W3C Trace Context: this exchange's span is the vendor's parent.
+    for (name, value) in crate::telemetry::outgoing() {
+        h.insert_header(name, value)?;
+    }
     Ok(h)
 }
 

@@ -256,17 +256,18 @@ impl Gateway {
             prefer: req.prefer,
             request_id: req.request_id,
         };
-        let mut planned = match plan::plan(rt, tenant, &request) {
-            Ok(Plan::One(p)) => p,
-            Ok(Plan::Merged(m)) => return self.merged(rt, &m, req, deadline, seen).await,
-            Err(refused) => {
-                let seen = Seen {
-                    provider: refused.provider.map(|p| p.name.clone()),
-                    ..seen
-                };
-                return seen.finish(Err(refused.problem));
-            }
-        };
+        let mut planned =
+            match crate::telemetry::room("plan").in_scope(|| plan::plan(rt, tenant, &request)) {
+                Ok(Plan::One(p)) => p,
+                Ok(Plan::Merged(m)) => return self.merged(rt, &m, req, deadline, seen).await,
+                Err(refused) => {
+                    let seen = Seen {
+                        provider: refused.provider.map(|p| p.name.clone()),
+                        ..seen
+                    };
+                    return seen.finish(Err(refused.problem));
+                }
+            };
         // A create a split routed to a provider that refused it with nothing sent (open
         // circuit, bound reached, no connection) goes to the split's next provider.
         let mut tried: Vec<String> = Vec::new();

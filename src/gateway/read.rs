@@ -15,6 +15,8 @@ use crate::config::Provider;
 use crate::layers::cache::{EntryKind, Fetch, Fetched, ResponseCache, Served};
 use crate::layers::snapshot::{Snapshot, SnapshotStore};
 use crate::layers::VendorFacts;
+use crate::telemetry;
+use tracing::Instrument;
 
 /// A planned read.
 #[derive(Clone, Copy)]
@@ -56,9 +58,11 @@ pub async fn serve(
             };
         }
         let (answer, mut facts) = layers.vendor.exchange(provider, request, cx).await;
-        let result = answer.and_then(|a| match read {
-            Read::Get(g) => call_answer(provider, g, &a, &mut facts),
-            Read::Page(p) => page_answer(layers.snapshots, provider, p, &a, &mut facts),
+        let result = telemetry::room("normalize").in_scope(|| {
+            answer.and_then(|a| match read {
+                Read::Get(g) => call_answer(provider, g, &a, &mut facts),
+                Read::Page(p) => page_answer(layers.snapshots, provider, p, &a, &mut facts),
+            })
         });
         Fetch {
             result,
@@ -68,6 +72,7 @@ pub async fn serve(
     layers
         .cache
         .serve(&plan.policy, plan.key.clone(), refresh, fetch)
+        .instrument(telemetry::room("cache"))
         .await
 }
 

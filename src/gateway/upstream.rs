@@ -14,7 +14,10 @@ use crate::layers::bulkhead::Bulkheads;
 use crate::layers::health::HealthBoard;
 use crate::layers::retry::{self, Resend, RetryBudget};
 use crate::layers::VendorFacts;
+use crate::telemetry;
+use futures_util::FutureExt;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// The layers between the cache (or idempotency) layer and the network.
 #[derive(Default)]
@@ -117,6 +120,8 @@ impl VendorSide {
             self.retry_budget.deposit(&provider.name);
         }
         let mut attempt = 0;
+        // Every request sent (resends of what never left included) is a span of its own.
+        let sent = std::sync::atomic::AtomicU32::new(0);
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let result = retry::run(
@@ -124,8 +129,16 @@ impl VendorSide {
                 left,
                 || ExchangeError::Timeout,
                 || {
+                    let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    let span = telemetry::vendor_span(&provider.name, cx.operation.name(), n);
+                    let noted = span.clone();
                     self.client
                         .send_once(provider, request, cx.request_id, cx.max_body)
+                        .inspect(move |r| {
+                            let kind = r.as_ref().map(|a| a.status).map_err(|(e, _)| e.kind());
+                            telemetry::record_vendor(&noted, kind);
+                        })
+                        .instrument(span)
                 },
             )
             .await;

@@ -19,7 +19,9 @@ use crate::config::Provider;
 use crate::layers::cache::{Change, ResponseCache};
 use crate::layers::idempotency::{Caller, IdempotencyStore, Produced, Ran, StoredAnswer};
 use crate::layers::VendorFacts;
+use crate::telemetry;
 use bytes::Bytes;
+use tracing::Instrument;
 
 /// The stores a write passes through.
 #[derive(Clone, Copy)]
@@ -75,7 +77,11 @@ pub async fn write(
                 request_id: cx.request_id,
                 deadline: cx.deadline,
             };
-            layers.idempotency.run(scope, caller, produce).await
+            layers
+                .idempotency
+                .run(scope, caller, produce)
+                .instrument(telemetry::room("idempotency"))
+                .await
         }
         None => {
             let (produced, facts) = produce.await;
@@ -96,8 +102,8 @@ async fn send(
     cx: Exchange<'_>,
 ) -> (Result<(String, Bytes), Problem>, VendorFacts) {
     let (answer, mut facts) = vendor.exchange(provider, &plan.request, cx).await;
-    let result = answer
-        .and_then(|a| written_call(provider, plan, &a, &mut facts))
+    let result = telemetry::room("normalize")
+        .in_scope(|| answer.and_then(|a| written_call(provider, plan, &a, &mut facts)))
         .map_err(settle);
     (result, facts)
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod serve;
+
 use callgate::config::{self, Runtime};
 use callgate::server::RunningGateway;
 use callgate_sim::{credentials, SimCluster, SimOptions, VendorKind, VendorSim};
@@ -42,7 +44,10 @@ fn install_capture() -> Arc<Mutex<Vec<u8>>> {
     let buf = Arc::new(Mutex::new(Vec::new()));
     let writer = Capture(buf.clone());
     // The production set-up, at the most verbose level.
-    callgate::logging::init_with("json", "trace", move || writer.clone());
+    // Spans get trace ids as in `serve` without an OTLP endpoint (nothing exported).
+    static TRACING: OnceLock<callgate::telemetry::Tracing> = OnceLock::new();
+    let tracing = TRACING.get_or_init(|| callgate::telemetry::provider(&Default::default()));
+    callgate::logging::init_with("json", "trace", move || writer.clone(), tracing);
     buf
 }
 

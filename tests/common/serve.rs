@@ -1,0 +1,103 @@
+//! `callgate serve` as a child process (a real binary, its own global log and tracer set-up),
+//! and the Debian-packaged programs tests run beside it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+/// A child process stopped (SIGKILL) when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn binary(name: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: `make test-deps` installs it (Debian package)")
+}
+
+/// One `callgate serve`.
+pub struct Replica {
+    pub api: u16,
+    pub admin: u16,
+    pub proc: Proc,
+}
+
+impl Replica {
+    /// `callgate serve --config CONFIG` on free ports, its output in `DIR/replica-I.log`, with
+    /// the harness's secrets and `env` in its environment; returns once `/readyz` says ready.
+    pub fn spawn(config: &Path, dir: &Path, i: usize, env: &[(&str, &str)]) -> Replica {
+        let [api, admin] = super::free_ports();
+        let log = std::fs::File::create(dir.join(format!("replica-{i}.log"))).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_callgate"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("CALLGATE__SERVER__LISTEN", format!("127.0.0.1:{api}"))
+            .env(
+                "CALLGATE__SERVER__ADMIN_LISTEN",
+                format!("127.0.0.1:{admin}"),
+            )
+            .env(
+                "CALLGATE__SERVER__UPGRADE_SOCK",
+                dir.join(format!("upgrade-{i}.sock")),
+            )
+            .env("CALLGATE__LOGGING__LEVEL", "warn")
+            .env_remove("RUST_LOG")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for name in SECRETS {
+            cmd.env(name, super::env(name).unwrap());
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut proc = Proc(cmd.spawn().unwrap());
+        super::wait_until("a replica to be ready", || {
+            if let Some(status) = proc.0.try_wait().unwrap() {
+                panic!("callgate serve exited: {status}");
+            }
+            ureq::get(&format!("http://127.0.0.1:{admin}/readyz"))
+                .call()
+                .is_ok()
+        });
+        Replica { api, admin, proc }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.api)
+    }
+
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let text = ureq::get(&format!("http://127.0.0.1:{}/metrics", self.admin))
+            .call()
+            .ok()?
+            .into_string()
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+}
+
+const SECRETS: [&str; 11] = [
+    "KEY",
+    "OTHER_KEY",
+    "LIMITED_KEY",
+    "SPLIT_KEY",
+    "E_USER",
+    "E_PASS",
+    "E_PASS_WRONG",
+    "B_KEY",
+    "B_KEY_NOSCOPE",
+    "Z_KEY",
+    "Z_SECRET",
+];
