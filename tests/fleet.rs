@@ -8,6 +8,7 @@ mod common;
 use callgate_sim::{SimCluster, SimOptions, VendorKind};
 use common::serve::{binary, Proc, Replica};
 use common::{wait_until, Reply, KEY};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -461,5 +462,197 @@ fn redis_killed_under_load_then_back_refuses_no_duplicate_and_shares_state_again
     assert!(
         shared <= Duration::from_secs(5),
         "shared state came back {shared:?} after Redis did"
+    );
+}
+
+#[test]
+fn with_redis_unreachable_from_the_start_keyed_writes_are_refused_and_the_rest_is_served() {
+    // Nothing listens on the Redis port.
+    let [nothing] = common::free_ports();
+    let h = common::Harness::start_configured(
+        SimOptions::default(),
+        &format!("[state]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:{nothing}\"\n"),
+    );
+    let readyz = ureq::get(&format!("http://{}/readyz", h.gateway.admin_addr)).call();
+    match readyz {
+        Err(ureq::Error::Status(503, r)) => {
+            assert!(r
+                .into_string()
+                .unwrap()
+                .contains("has not been reached yet"))
+        }
+        other => panic!("/readyz should be 503 before Redis was ever reached: {other:?}"),
+    }
+    let zudu = h.sim(VendorKind::Zudu);
+    zudu.clear_requests();
+    // fail_closed (the default): a keyed create is refused and nothing is sent.
+    let r = h.send(
+        "POST",
+        "/v1/calls",
+        CREATE,
+        &[("Idempotency-Key", "no-redis-1")],
+    );
+    let p = r.problem(503, "state_unavailable");
+    assert_eq!(p["errors"][0]["field"], "Idempotency-Key", "{p}");
+    assert!(zudu.requests().is_empty(), "nothing reached the vendor");
+    // Without a key a create needs no shared state.
+    assert_eq!(h.send("POST", "/v1/calls", CREATE, &[]).status, 201);
+    // Rate limits fall back to this replica's bucket: `limited` (1/s, burst 3) still limits.
+    let limited = |_| {
+        h.get_with(
+            "/v1/providers",
+            &[("Authorization", &format!("Bearer {}", common::LIMITED_KEY))],
+        )
+        .status
+    };
+    let statuses: Vec<u16> = (0..5).map(limited).collect();
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert_eq!(statuses[4], 429, "{statuses:?}");
+    assert!(
+        h.metric("callgate_state_fallbacks_total{function=\"rate_limit\"}")
+            .unwrap_or(0.0)
+            >= 5.0
+    );
+    assert_eq!(h.metric("callgate_state_up"), Some(0.0));
+}
+
+/// A three-node Redis Cluster (no replicas) on free ports; its seed URLs.
+fn redis_cluster(dir: &Path) -> (Vec<Proc>, String) {
+    let ports = common::free_ports::<3>();
+    let procs: Vec<Proc> = ports
+        .iter()
+        .map(|port| {
+            let d = dir.join(port.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            let child = Command::new(binary("redis-server"))
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(&d)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            Proc(child)
+        })
+        .collect();
+    for port in ports {
+        wait_until("a cluster node to answer PING", || redis_answers(port));
+    }
+    let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let made = Command::new(binary("redis-cli"))
+        .args(["--cluster", "create"])
+        .args(&nodes)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success(), "redis-cli --cluster create failed");
+    let port = ports[0];
+    wait_until("the cluster to be ok", || {
+        let out = Command::new(binary("redis-cli"))
+            .args(["-p", &port.to_string(), "cluster", "info"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok")
+    });
+    let urls = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    (procs, urls)
+}
+
+#[test]
+fn a_fleet_on_a_redis_cluster_shares_keys_limits_and_invalidations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cluster, urls) = redis_cluster(dir.path());
+    let sims = SimCluster::start(SimOptions {
+        latency: Duration::from_millis(100),
+        ..SimOptions::default()
+    });
+    let [dead] = common::free_ports();
+    let extra = "[tenants.fleet-limited]\nkeys = [{ env = \"FLEET_KEY\" }]\nproviders = [\"zudu\"]\ndefault = \"zudu\"\nrate_limit = { per_second = 1, burst = 5 }\n";
+    let config = format!(
+        "{}\n[state]\nbackend = \"redis\"\nmode = \"cluster\"\nurl = \"{urls}\"\n",
+        common::config_text(&sims, dead, extra)
+    );
+    let path = dir.path().join("callgate.toml");
+    std::fs::write(&path, config).unwrap();
+    let replicas: Vec<Replica> = (0..2)
+        .map(|i| Replica::spawn(&path, dir.path(), i, &[("FLEET_KEY", FLEET_KEY)]))
+        .collect();
+    let replicas = Arc::new(replicas);
+    // Keys of several tenants' keys land on several nodes; each is claimed once for the fleet.
+    let zudu = sims.sim(VendorKind::Zudu);
+    zudu.clear_requests();
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            let replicas = replicas.clone();
+            std::thread::spawn(move || {
+                let key = format!("cluster-{}", i % 4);
+                let body = CREATE.replace("+14155550100", &format!("+1415666000{}", i % 4));
+                send(
+                    &replicas[i % 2].url("/v1/calls"),
+                    "POST",
+                    &body,
+                    &[("Idempotency-Key", &key)],
+                )
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().status, 201);
+    }
+    let creates = zudu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(creates, 4, "one vendor request per key");
+    // The limit (burst 5) holds across both replicas.
+    let admitted = (0..10)
+        .filter(|i| {
+            ureq::get(&replicas[i % 2].url("/v1/providers"))
+                .set("Authorization", &format!("Bearer {FLEET_KEY}"))
+                .call()
+                .is_ok()
+        })
+        .count();
+    assert!(
+        (5..=6).contains(&admitted),
+        "{admitted} of 10 admitted, burst 5"
+    );
+    // An update through one replica is read through the other.
+    let (one, two) = (&replicas[0], &replicas[1]);
+    let listed = send(
+        &two.url("/v1/calls?provider=elemente&status=in_progress&limit=1"),
+        "GET",
+        "",
+        &[],
+    )
+    .json();
+    let path = format!("/v1/calls/{}", listed["data"][0]["id"].as_str().unwrap());
+    send(&two.url(&path), "GET", "", &[]);
+    assert_eq!(
+        send(&two.url(&path), "GET", "", &[])
+            .cache_status
+            .as_deref(),
+        Some("callgate; hit")
+    );
+    let r = send(&one.url(&path), "PATCH", r#"{"status": "no_answer"}"#, &[]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        send(&two.url(&path), "GET", "", &[]).json()["status"],
+        "no_answer"
     );
 }
