@@ -100,6 +100,9 @@ pub(crate) enum VendorState {
     Zudu(zudu::State),
 }
 
+/// How many vendor requests a simulator's journal keeps (the most recent).
+pub const JOURNAL_LIMIT: usize = 50_000;
+
 /// One vendor simulator: its data set, its pending faults and its request journal.
 pub struct VendorSim {
     kind: VendorKind,
@@ -107,7 +110,9 @@ pub struct VendorSim {
     latency: Duration,
     state: Mutex<VendorState>,
     faults: Mutex<Vec<Fault>>,
-    journal: Mutex<Vec<RecordedRequest>>,
+    /// The last [`JOURNAL_LIMIT`] vendor requests (older ones are dropped, so long and busy
+    /// runs measure the gateway, not a growing journal).
+    journal: Mutex<std::collections::VecDeque<RecordedRequest>>,
     /// True while [`hold`](VendorSim::hold) keeps vendor requests waiting.
     held: tokio::sync::watch::Sender<bool>,
 }
@@ -127,7 +132,7 @@ impl VendorSim {
             latency: opts.latency,
             state: Mutex::new(state),
             faults: Mutex::new(Vec::new()),
-            journal: Mutex::new(Vec::new()),
+            journal: Mutex::new(std::collections::VecDeque::new()),
             held: tokio::sync::watch::channel(false).0,
         })
     }
@@ -196,9 +201,10 @@ impl VendorSim {
         let _ = held.wait_for(|held| !*held).await;
     }
 
-    /// Every vendor request received so far (control endpoints are not recorded).
+    /// The vendor requests received so far, oldest first: all of them, or the last
+    /// [`JOURNAL_LIMIT`] (control endpoints are not recorded).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.journal.lock().clone()
+        self.journal.lock().iter().cloned().collect()
     }
 
     /// Empty the request journal.
@@ -216,7 +222,11 @@ impl VendorSim {
     }
 
     pub(crate) fn record(&self, req: RecordedRequest) {
-        self.journal.lock().push(req);
+        let mut journal = self.journal.lock();
+        if journal.len() >= JOURNAL_LIMIT {
+            journal.pop_front();
+        }
+        journal.push_back(req);
     }
 
     /// The first armed fault matching this request, consuming one of its `times`.

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// Canonical call status. A vendor value no adapter rule knows becomes [`CallStatus::Unknown`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallStatus {
     Queued,
@@ -17,6 +17,7 @@ pub enum CallStatus {
     NoAnswer,
     Canceled,
     Voicemail,
+    #[default]
     Unknown,
 }
 
@@ -165,7 +166,7 @@ pub struct Attachment {
     pub url: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub id: Option<String>,
@@ -192,7 +193,7 @@ pub struct Cost {
 }
 
 /// One call, normalized. Built only by the adapter engine; serialized as-is to clients.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Call {
     pub id: String,

@@ -6,6 +6,7 @@
 
 pub mod call;
 pub mod cursor;
+pub mod events;
 pub mod handling;
 pub mod id;
 pub mod list_query;
@@ -13,7 +14,7 @@ pub mod problem;
 pub mod timestamp;
 pub mod write;
 
-pub use call::{Call, CallStatus, Channel, Direction};
+pub use call::{Call, CallStatus, Channel, Direction, Message};
 pub use problem::{ErrorCode, FieldError, Problem};
 
 /// The operations callgate knows, with fixed names used in capabilities, metrics and logs.
