@@ -167,6 +167,27 @@ async fn read_body(session: &mut Session, limit: usize, gateway: &Gateway) -> Re
     }
 }
 
+/// Writes an event stream's chunks as they come; says why it ended. A write the client does not
+/// take within `slow` ends it (the client resumes with the last id it read), as does a client
+/// gone away.
+async fn write_stream(
+    session: &mut Session,
+    mut stream: crate::gateway::events::EventStream,
+    slow: std::time::Duration,
+) -> &'static str {
+    session.set_write_timeout(Some(slow));
+    while let Some(chunk) = stream.next().await {
+        if let Err(e) = session.write_response_body(Some(chunk), false).await {
+            stream.abandoned(e.etype() == &ErrorType::WriteTimedout);
+            break;
+        }
+    }
+    // The connection is not reused after a stream: its client reconnects anyway.
+    session.set_keepalive(None);
+    let _ = session.write_response_body(None, true).await;
+    stream.ended().map_or("", |e| e.name())
+}
+
 #[async_trait]
 impl ProxyHttp for CallgateProxy {
     type CTX = RequestCtx;
@@ -213,12 +234,18 @@ impl ProxyHttp for CallgateProxy {
                 .headers
                 .get("x-request-timeout-ms")
                 .map(|v| v.as_bytes()),
+            last_event_id: req.headers.get("last-event-id").map(|v| v.as_bytes()),
         };
-        let answer = self.gateway.handle(incoming).instrument(span.clone()).await;
+        let mut answer = self.gateway.handle(incoming).instrument(span.clone()).await;
         span.record("http.response.status_code", i64::from(answer.status));
+        let stream = answer.stream.take();
         let mut resp = ResponseHeader::build(answer.status, Some(6))?;
         resp.insert_header("Content-Type", answer.content_type)?;
-        resp.insert_header("Content-Length", answer.body.len().to_string())?;
+        if stream.is_some() {
+            resp.insert_header("Transfer-Encoding", "chunked")?;
+        } else {
+            resp.insert_header("Content-Length", answer.body.len().to_string())?;
+        }
         resp.insert_header("X-Request-Id", &ctx.request_id)?;
         if let Some(cache) = answer.outcome.cache {
             resp.insert_header("Cache-Status", cache.header)?;
@@ -238,7 +265,10 @@ impl ProxyHttp for CallgateProxy {
         session
             .write_response_header(Box::new(resp), head_only)
             .await?;
-        if !head_only {
+        if let Some(stream) = stream {
+            let slow = settings.events.slow_client_timeout();
+            ctx.outcome.stream_end = Some(write_stream(session, stream, slow).await);
+        } else if !head_only {
             session.write_response_body(Some(answer.body), true).await?;
         }
         Ok(true)
@@ -294,6 +324,7 @@ impl ProxyHttp for CallgateProxy {
             upstream_error = o.upstream_error.unwrap_or(""),
             drift = o.drift.len(),
             error = error.map(|e| e.etype().as_str()).unwrap_or(""),
+            stream_end = o.stream_end.unwrap_or(""),
             "request"
         );
     }

@@ -90,6 +90,12 @@ pub fn gateway_server(runtime: Runtime, opts: ServeOptions) -> (Server, Arc<Gate
     admin.threads = Some(1);
     server.add_service(api);
     server.add_service(admin);
+    server.add_service(pingora::services::background::background_service(
+        "event stream drain",
+        StreamDrain {
+            gateway: gateway.clone(),
+        },
+    ));
     if let Some(listener) = gateway.state().invalidation_listener() {
         server.add_service(pingora::services::background::background_service(
             "cache invalidations",
@@ -141,6 +147,21 @@ impl ShutdownSignalWatch for StopWatch {
         let mut rx = self.0.clone();
         let _ = rx.wait_for(|stop| *stop).await;
         ShutdownSignal::FastShutdown
+    }
+}
+
+/// Ends the live event streams when the server is told to stop (or to hand over to a new
+/// binary): each gets a retry hint and its client reconnects, to the new process or another
+/// replica, instead of holding the old one until its grace period runs out.
+struct StreamDrain {
+    gateway: Arc<Gateway>,
+}
+
+#[async_trait]
+impl pingora::services::background::BackgroundService for StreamDrain {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let _ = shutdown.changed().await;
+        self.gateway.drain_streams();
     }
 }
 

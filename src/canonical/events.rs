@@ -70,6 +70,24 @@ impl Resume {
     }
 }
 
+/// The `after` query parameter of a stream (an event id to resume after), the only one it takes.
+pub fn after(query: Option<&str>) -> Result<Option<String>, Problem> {
+    let mut after = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*key {
+            "after" => after = Some(value.into_owned()),
+            other => {
+                return Err(Problem::field(
+                    ErrorCode::InvalidRequest,
+                    other,
+                    "unknown query parameter; a stream takes only `after` (an event id)",
+                ))
+            }
+        }
+    }
+    Ok(after)
+}
+
 /// What an event says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
@@ -241,7 +259,9 @@ mod tests {
             kinds,
             [EventKind::Status, EventKind::Message, EventKind::Message]
         );
-        assert!(t.observe(&call(CallStatus::InProgress, 2, true), "t2").is_empty());
+        assert!(t
+            .observe(&call(CallStatus::InProgress, 2, true), "t2")
+            .is_empty());
         let e = t.observe(&call(CallStatus::Completed, 3, true), "t3");
         let kinds: Vec<_> = e.iter().map(|e| e.kind).collect();
         assert_eq!(
@@ -249,7 +269,9 @@ mod tests {
             [EventKind::Message, EventKind::Status, EventKind::End]
         );
         assert!(t.ended());
-        assert!(t.observe(&call(CallStatus::Completed, 4, true), "t4").is_empty());
+        assert!(t
+            .observe(&call(CallStatus::Completed, 4, true), "t4")
+            .is_empty());
     }
 
     #[test]

@@ -27,16 +27,19 @@ pub enum Operation {
     UpdateCall,
     ListProviders,
     ListAgents,
+    /// `GET /v1/calls/{id}/events`: a live stream of one call's events.
+    WatchCall,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 6] = [
+    pub const ALL: [Operation; 7] = [
         Operation::ListCalls,
         Operation::GetCall,
         Operation::CreateCall,
         Operation::UpdateCall,
         Operation::ListProviders,
         Operation::ListAgents,
+        Operation::WatchCall,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +50,7 @@ impl Operation {
             Operation::UpdateCall => "update_call",
             Operation::ListProviders => "list_providers",
             Operation::ListAgents => "list_agents",
+            Operation::WatchCall => "watch_call",
         }
     }
 

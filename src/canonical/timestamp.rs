@@ -5,6 +5,11 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
+/// Now, the canonical way.
+pub fn now() -> String {
+    format(OffsetDateTime::now_utc())
+}
+
 /// Formats an instant the canonical way. An instant whose UTC date would fall past year 9999
 /// (e.g. `9999-12-31T23:59:59-01:00`) cannot be written in UTC; it keeps its own offset
 /// (RFC 3339) instead of panicking.

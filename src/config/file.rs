@@ -23,6 +23,9 @@ pub struct ConfigFile {
     /// Distributed tracing (OTLP export; off by default).
     #[serde(default)]
     pub tracing: super::telemetry::TracingSettings,
+    /// Live call event streams.
+    #[serde(default)]
+    pub events: super::events::EventsSettings,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderSection>,
     #[serde(default)]

@@ -5,6 +5,7 @@
 //! variables, resolved here through an [`Env`] lookup so tests and `demo` can supply their own.
 
 mod agents;
+mod events;
 mod file;
 mod runtime;
 mod state;
@@ -13,6 +14,7 @@ mod tls;
 mod upstream;
 
 pub use agents::{Agent, AgentAt, Defaults};
+pub use events::EventsSettings;
 pub use file::{ConfigFile, DefaultRoute};
 pub use runtime::{CacheSettings, Provider, Runtime, Secret, Settings, Tenant};
 pub use state::{

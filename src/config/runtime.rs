@@ -55,6 +55,8 @@ pub struct Settings {
     pub state: StateSettings,
     /// Distributed tracing (`[tracing]`).
     pub tracing: super::telemetry::TracingSettings,
+    /// Live call event streams (`[events]`).
+    pub events: super::events::EventsSettings,
     pub log_format: String,
     pub log_level: String,
     pub cache: CacheSettings,
@@ -478,6 +480,7 @@ pub(super) fn build(
         .unwrap_or_default();
     let state = super::state::build(cfg.state, env, resolve, longest_timeout, &mut errs);
     let tracing = super::telemetry::build(cfg.tracing, &mut errs);
+    let events = super::events::build(cfg.events, &mut errs);
     if !errs.list.is_empty() {
         return Err(errs.list);
     }
@@ -497,6 +500,7 @@ pub(super) fn build(
             idempotency_max_bytes: cfg.idempotency.max_bytes,
             state,
             tracing,
+            events,
             log_format: cfg.logging.format,
             log_level: cfg.logging.level,
             cache: CacheSettings {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub const JSON: &str = "application/json";
 pub const PROBLEM_JSON: &str = "application/problem+json";
+pub const EVENT_STREAM: &str = "text/event-stream";
 
 /// What the request log and metrics learn about a request (labels from closed sets only),
 /// assembled once per request by the gateway from what each stage returned.
@@ -30,6 +31,8 @@ pub struct Outcome {
     pub cache: Option<CacheOutcome>,
     /// Vendor fields that did not match the adapter.
     pub drift: Vec<Drift>,
+    /// Why an event stream ended (`call_ended`, `max_duration`, …), for the log line.
+    pub stream_end: Option<&'static str>,
 }
 
 impl Outcome {
@@ -56,6 +59,8 @@ pub struct Answer {
     pub headers: Vec<(&'static str, String)>,
     /// The request's record, filled in once by the gateway when the answer is final.
     pub outcome: Outcome,
+    /// A live event stream to write after the header instead of `body` (`text/event-stream`).
+    pub stream: Option<super::events::EventStream>,
 }
 
 impl Answer {
@@ -69,6 +74,7 @@ impl Answer {
                 retry_after: None,
                 headers: Vec::new(),
                 outcome: Outcome::default(),
+                stream: None,
             },
             Err(e) => Answer::stored(problem_answer(
                 Problem::new(
@@ -89,6 +95,21 @@ impl Answer {
             retry_after: None,
             headers: Vec::new(),
             outcome: Outcome::default(),
+            stream: None,
+        }
+    }
+
+    /// A live event stream (`200 text/event-stream`).
+    pub fn stream(stream: super::events::EventStream) -> Answer {
+        Answer {
+            status: 200,
+            code: None,
+            content_type: EVENT_STREAM,
+            body: Bytes::new(),
+            retry_after: None,
+            headers: vec![("Cache-Control", "no-store".into())],
+            outcome: Outcome::default(),
+            stream: Some(stream),
         }
     }
 
@@ -107,6 +128,7 @@ impl Answer {
             retry_after,
             headers,
             outcome: Outcome::default(),
+            stream: None,
         }
     }
 }

@@ -24,6 +24,8 @@ pub enum CallOp<'a> {
     Get(&'a str),
     Create,
     Update(&'a str),
+    /// `GET /v1/calls/{id}/events`.
+    Watch(&'a str),
 }
 
 impl CallOp<'_> {
@@ -33,6 +35,7 @@ impl CallOp<'_> {
             CallOp::Get(_) => Operation::GetCall,
             CallOp::Create => Operation::CreateCall,
             CallOp::Update(_) => Operation::UpdateCall,
+            CallOp::Watch(_) => Operation::WatchCall,
         }
     }
 }
@@ -51,6 +54,10 @@ impl<'a> Endpoint<'a> {
             ("GET", ["v1", "calls", id]) if !id.is_empty() => CallOp::Get(id),
             ("POST", ["v1", "calls"]) => CallOp::Create,
             ("PATCH" | "PUT", ["v1", "calls", id]) if !id.is_empty() => CallOp::Update(id),
+            ("GET", ["v1", "calls", id, "events"]) if !id.is_empty() => CallOp::Watch(id),
+            (_, ["v1", "calls", id, "events"]) if !id.is_empty() => {
+                return Err(not_allowed(method, path, Allow::Get))
+            }
             (_, ["v1", "providers" | "agents"]) => {
                 return Err(not_allowed(method, path, Allow::Get))
             }

@@ -24,6 +24,7 @@ pub mod answer;
 pub mod auth;
 mod body;
 pub mod endpoint;
+pub mod events;
 pub mod exchange;
 pub mod listing;
 mod merge;
@@ -76,6 +77,8 @@ pub struct Incoming<'a> {
     pub prefer: Option<crate::canonical::handling::Handling>,
     /// The `X-Request-Timeout-Ms` header's bytes as sent: how long the client waits.
     pub timeout: Option<&'a [u8]>,
+    /// The `Last-Event-ID` header's bytes as sent (an event stream resumes after it).
+    pub last_event_id: Option<&'a [u8]>,
 }
 
 /// The request body, as far as it could be read.
@@ -99,7 +102,8 @@ pub struct Gateway {
     cache: Box<dyn ResponseCache>,
     state: crate::state::StateStatus,
     snapshots: SnapshotStore,
-    vendor: VendorSide,
+    vendor: Arc<VendorSide>,
+    events: Arc<events::Hub>,
     metrics: Metrics,
 }
 
@@ -121,7 +125,8 @@ impl Gateway {
                 settings.cache.snapshot_ttl,
             ),
             runtime: ArcSwap::from_pointee(runtime),
-            vendor: VendorSide::default(),
+            vendor: Arc::new(VendorSide::default()),
+            events: events::Hub::new(metrics.registry()),
             metrics,
         }
     }
@@ -258,6 +263,9 @@ impl Gateway {
         };
         let mut planned =
             match crate::telemetry::room("plan").in_scope(|| plan::plan(rt, tenant, &request)) {
+                Ok(Plan::One(p)) if matches!(op, CallOp::Watch(_)) => {
+                    return self.watch(rt, tenant, p, req, seen).await
+                }
                 Ok(Plan::One(p)) => p,
                 Ok(Plan::Merged(m)) => return self.merged(rt, &m, req, deadline, seen).await,
                 Err(refused) => {
@@ -303,6 +311,49 @@ impl Gateway {
                 ..served.seen
             };
         }
+    }
+
+    /// A live event stream of one call (planned as its get).
+    async fn watch(
+        &self,
+        rt: &Runtime,
+        tenant: &Tenant,
+        planned: Planned,
+        req: Incoming<'_>,
+        seen: Seen,
+    ) -> Served {
+        let seen = Seen {
+            provider: Some(planned.provider.name.clone()),
+            ..seen
+        };
+        let Work::Get(plan) = planned.work else {
+            return seen.finish(Err(Problem::new(
+                ErrorCode::NotFound,
+                "this route streams one call's events",
+            )));
+        };
+        let after = crate::canonical::events::after(req.query).ok().flatten();
+        let last_event_id = req.last_event_id.map(String::from_utf8_lossy);
+        let resume = match (&last_event_id, &after) {
+            (Some(id), _) => Some((id.as_ref(), "Last-Event-ID")),
+            (None, Some(a)) => Some((a.as_str(), "after")),
+            (None, None) => None,
+        };
+        let opening = events::Opening {
+            tenant: &tenant.name,
+            provider: planned.provider.clone(),
+            plan,
+            resume,
+            max_body: rt.settings.max_vendor_body_bytes,
+            settings: &rt.settings.events,
+        };
+        let opened = self.events.open(&self.vendor, opening).await;
+        seen.finish(opened.map(Answer::stream))
+    }
+
+    /// Ends every event stream with a retry hint (the process stops or hands over).
+    pub fn drain_streams(&self) {
+        self.events.drain();
     }
 
     /// A merged list page: each source's pages through the read path, merged.

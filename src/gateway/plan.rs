@@ -194,6 +194,16 @@ pub enum Plan {
 pub fn plan(rt: &Runtime, tenant: &Tenant, req: &CallRequest<'_>) -> Result<Plan, Refused> {
     let one = match req.op {
         CallOp::Get(raw_id) => get(rt, tenant, raw_id, req),
+        // A stream reads the call as a get does, again and again; its query (`after`) is the
+        // stream's, checked when it opens.
+        CallOp::Watch(raw_id) => {
+            crate::canonical::events::after(req.query)?;
+            let req = CallRequest {
+                query: None,
+                ..*req
+            };
+            get(rt, tenant, raw_id, &req)
+        }
         CallOp::List => {
             let query = ListQuery::parse(req.query)?;
             let strict = req.prefer == Some(Handling::Strict);

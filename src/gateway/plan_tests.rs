@@ -15,6 +15,7 @@ fn request<'a>(op: CallOp<'a>, query: Option<&'a str>, body: &'a str) -> CallReq
         CallOp::Get(_) => ("GET", "/v1/calls/x"),
         CallOp::Create => ("POST", "/v1/calls"),
         CallOp::Update(_) => ("PATCH", "/v1/calls/x"),
+        CallOp::Watch(_) => ("GET", "/v1/calls/x/events"),
     };
     CallRequest {
         op,

@@ -10,7 +10,7 @@ use crate::adapter::normalize::Context;
 use crate::adapter::rules::Params;
 use crate::canonical::call::{CallPage, Pagination};
 use crate::canonical::cursor::{Cursor, Position};
-use crate::canonical::Problem;
+use crate::canonical::{Call, Problem};
 use crate::config::Provider;
 use crate::layers::cache::{EntryKind, Fetch, Fetched, ResponseCache, Served};
 use crate::layers::snapshot::{Snapshot, SnapshotStore};
@@ -76,13 +76,13 @@ pub async fn serve(
         .await
 }
 
-/// The canonical call of a vendor's get answer, with the freshness its status earns.
-fn call_answer(
+/// The canonical call of a vendor's get answer (or the problem it maps to).
+pub(super) fn normalized_call(
     provider: &Provider,
     plan: &GetPlan,
     answer: &VendorAnswer,
     facts: &mut VendorFacts,
-) -> Result<Fetched, Problem> {
+) -> Result<Call, Problem> {
     let adapter = &provider.adapter;
     let body = read_json(provider, answer, facts)?;
     let cx = Context {
@@ -91,10 +91,20 @@ fn call_answer(
         params: Params(&plan.params),
         include_raw: plan.include_raw,
     };
-    let call = adapter
+    adapter
         .extract_item(&body)
         .and_then(|item| adapter.normalize_call(item, cx, &mut facts.drift))
-        .map_err(|e| unnormalizable(provider, e, facts))?;
+        .map_err(|e| unnormalizable(provider, e, facts))
+}
+
+/// The canonical call of a vendor's get answer, with the freshness its status earns.
+fn call_answer(
+    provider: &Provider,
+    plan: &GetPlan,
+    answer: &VendorAnswer,
+    facts: &mut VendorFacts,
+) -> Result<Fetched, Problem> {
+    let call = normalized_call(provider, plan, answer, facts)?;
     Ok(Fetched {
         body: encode(&call)?,
         ttl: plan.cache.freshness.for_call(call.status.is_live()),

@@ -31,6 +31,7 @@ fn providers() -> Incoming<'static> {
         idempotency_key: None,
         prefer: None,
         timeout: None,
+        last_event_id: None,
     }
 }
 

@@ -1,0 +1,327 @@
+//! Live call events over real sockets: `GET /v1/calls/{id}/events` read by an SSE client
+//! (the `sse-stream` crate's decoder), against the simulators.
+
+mod common;
+
+use callgate_sim::{SimOptions, VendorKind};
+use common::{Harness, KEY};
+use futures_util::StreamExt;
+use serde_json::Value;
+use sse_stream::Sse;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// An open stream: its events as they arrive (the channel closes when the stream ends).
+/// Dropping it closes the connection.
+struct Stream {
+    events: mpsc::Receiver<Sse>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Stream {
+    /// Opens `path` with `headers`; the problem answer instead when it is refused.
+    fn open(h: &Harness, path: &str, headers: &[(&str, &str)]) -> Result<Stream, (u16, Value)> {
+        let mut req = ureq::get(&h.url(path)).set("Authorization", &format!("Bearer {KEY}"));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(s, r)) => {
+                assert_eq!(r.content_type(), "application/problem+json");
+                return Err((s, serde_json::from_str(&r.into_string().unwrap()).unwrap()));
+            }
+            Err(e) => panic!("transport error: {e}"),
+        };
+        assert_eq!(resp.content_type(), "text/event-stream");
+        let mut body = resp.into_reader();
+        let (tx, events) = mpsc::channel();
+        let closed = Arc::new(AtomicBool::new(false));
+        let reader_closed = closed.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (bytes_tx, bytes_rx) =
+                    tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    // Each read returns at the latest with the next heartbeat; after the
+                    // client dropped the stream the connection is closed (body dropped).
+                    while !reader_closed.load(Ordering::Relaxed) {
+                        match body.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                let chunk = bytes::Bytes::copy_from_slice(&buf[..n]);
+                                if bytes_tx.blocking_send(Ok(chunk)).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                });
+                let chunks = futures_util::stream::unfold(bytes_rx, |mut rx| async move {
+                    rx.recv().await.map(|item| (item, rx))
+                });
+                let mut decoded = sse_stream::SseByteStream::new(Box::pin(chunks));
+                while let Some(Ok(event)) = decoded.next().await {
+                    if tx.send(event).is_err() {
+                        break;
+                    }
+                }
+            });
+        });
+        Ok(Stream { events, closed })
+    }
+
+    /// Every event until the stream closes.
+    fn all(self) -> Vec<Sse> {
+        let mut out = Vec::new();
+        while let Ok(e) = self.events.recv_timeout(common::PATIENCE) {
+            out.push(e);
+        }
+        out
+    }
+
+    /// The next event with an `event:` name (retry hints and comments skipped).
+    fn next_named(&self) -> Sse {
+        loop {
+            let e = self
+                .events
+                .recv_timeout(common::PATIENCE)
+                .expect("an event in time");
+            if e.event.is_some() {
+                return e;
+            }
+        }
+    }
+}
+
+fn named<'a>(events: &'a [Sse], name: &str) -> Vec<&'a Sse> {
+    events
+        .iter()
+        .filter(|e| e.event.as_deref() == Some(name))
+        .collect()
+}
+
+fn data(e: &Sse) -> Value {
+    serde_json::from_str(e.data.as_deref().unwrap_or("null")).unwrap()
+}
+
+/// A finished call of `provider` with at least two messages: its id and its GET answer.
+fn ended_call_with_messages(h: &Harness, provider: &str) -> (String, Value) {
+    // Bimpe lists per agent: name one the simulator has.
+    let agent = match provider {
+        "bimpe" => format!("&agentId={}", h.sim(VendorKind::Bimpe).agent_ids()[0]),
+        _ => String::new(),
+    };
+    for status in ["completed", "failed", "no_answer", "canceled", "busy"] {
+        let query = format!("provider={provider}&status={status}&limit=100{agent}");
+        let page = h.get(&format!("/v1/calls?{query}")).json();
+        for item in page["data"].as_array().into_iter().flatten() {
+            let id = item["id"].as_str().unwrap();
+            let got = h.get(&format!("/v1/calls/{}", urlencode(id))).json();
+            if got["messages"].as_array().is_some_and(|m| m.len() >= 2) {
+                return (id.to_string(), got);
+            }
+        }
+    }
+    let listed = h
+        .get(&format!("/v1/calls?provider={provider}&limit=5{agent}"))
+        .text;
+    panic!("no finished {provider} call with two messages: {listed:.1500}");
+}
+
+fn urlencode(id: &str) -> String {
+    form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+#[test]
+fn a_finished_call_streams_its_messages_then_end_equal_to_get_for_every_vendor() {
+    let h = Harness::start();
+    for provider in ["elemente", "bimpe", "zudu"] {
+        let (id, got) = ended_call_with_messages(&h, provider);
+        let path = format!("/v1/calls/{}/events", urlencode(&id));
+        let events = Stream::open(&h, &path, &[]).unwrap().all();
+        assert!(
+            events.first().is_some_and(|e| e.retry.is_some()),
+            "a retry hint first"
+        );
+        let messages: Vec<Value> = named(&events, "message")
+            .iter()
+            .map(|e| data(e)["message"].clone())
+            .collect();
+        assert_eq!(
+            Value::Array(messages),
+            got["messages"],
+            "{provider}: every message once, in order"
+        );
+        let ends = named(&events, "end");
+        assert_eq!(ends.len(), 1, "{provider}: one end");
+        let mut end = data(ends[0]);
+        let mut get = got.clone();
+        // The stream's view may be read a moment after the GET: compare the call itself.
+        for v in [&mut end, &mut get] {
+            v.as_object_mut().unwrap().remove("raw");
+        }
+        assert_eq!(end, get, "{provider}: end is the call GET answers");
+        assert_eq!(
+            events.last().unwrap().event.as_deref(),
+            Some("end"),
+            "{provider}: the stream closes after end"
+        );
+        let statuses = named(&events, "status");
+        assert_eq!(statuses.len(), 1);
+        assert_eq!(data(statuses[0])["status"], got["status"]);
+
+        // Resuming after the first message: the rest, once.
+        let first = named(&events, "message")[0].id.clone().unwrap();
+        let rest = Stream::open(&h, &path, &[("Last-Event-ID", &first)])
+            .unwrap()
+            .all();
+        let resumed: Vec<Value> = named(&rest, "message")
+            .iter()
+            .map(|e| data(e)["message"].clone())
+            .collect();
+        assert_eq!(
+            Value::Array(resumed),
+            Value::Array(got["messages"].as_array().unwrap()[1..].to_vec())
+        );
+        assert_eq!(named(&rest, "end").len(), 1);
+        // `?after=` does the same.
+        let after = Stream::open(&h, &format!("{path}?after={first}"), &[])
+            .unwrap()
+            .all();
+        assert_eq!(named(&after, "message").len(), resumed_len(&got));
+    }
+}
+
+fn resumed_len(got: &Value) -> usize {
+    got["messages"].as_array().unwrap().len() - 1
+}
+
+#[test]
+fn a_stream_is_refused_before_its_first_byte_as_any_request() {
+    let h = Harness::start();
+    let refused = |path: &str, headers: &[(&str, &str)]| match Stream::open(&h, path, headers) {
+        Err(p) => p,
+        Ok(_) => panic!("{path} should be refused"),
+    };
+    let (s, p) = refused("/v1/calls/zudu:call_nope/events", &[]);
+    assert_eq!((s, p["code"].as_str().unwrap()), (404, "not_found"));
+    let page = h.get("/v1/calls?provider=zudu&limit=1").json();
+    let id = urlencode(page["data"][0]["id"].as_str().unwrap());
+    let (s, p) = refused(
+        &format!("/v1/calls/{id}/events"),
+        &[("Last-Event-ID", "not-an-id")],
+    );
+    assert_eq!(
+        (s, p["errors"][0]["field"].as_str().unwrap()),
+        (400, "Last-Event-ID")
+    );
+    let (s, p) = refused(&format!("/v1/calls/{id}/events?limit=3"), &[]);
+    assert_eq!(
+        (s, p["errors"][0]["field"].as_str().unwrap()),
+        (400, "limit")
+    );
+    // Another tenant's provider.
+    let other = ureq::get(&h.url("/v1/calls/elemente:x/events"))
+        .set("Authorization", &format!("Bearer {}", common::OTHER_KEY))
+        .call();
+    assert!(matches!(other, Err(ureq::Error::Status(403, _))));
+    let post = h.send("POST", &format!("/v1/calls/{id}/events"), "{}", &[]);
+    post.problem(405, "method_not_allowed");
+}
+
+/// A live call of `provider` (its stream does not end).
+fn live_call(h: &Harness, provider: &str) -> String {
+    let page = h
+        .get(&format!(
+            "/v1/calls?provider={provider}&status=in_progress&limit=1"
+        ))
+        .json();
+    page["data"][0]["id"]
+        .as_str()
+        .expect("a live call in the simulator's data")
+        .to_string()
+}
+
+#[test]
+fn a_hundred_clients_of_one_call_share_one_reader() {
+    let h = Harness::start_configured(
+        SimOptions::default(),
+        "[events]\npoll_ms = 200\npoll_quiet_max_ms = 400\nheartbeat_seconds = 1\n",
+    );
+    let id = live_call(&h, "zudu");
+    let path = format!("/v1/calls/{}/events", urlencode(&id));
+    let zudu = h.sim(VendorKind::Zudu);
+    zudu.clear_requests();
+    let streams: Vec<Stream> = (0..100)
+        .map(|_| Stream::open(&h, &path, &[]).unwrap())
+        .collect();
+    for s in &streams {
+        assert_eq!(s.next_named().event.as_deref(), Some("status"));
+    }
+    // (Not `h.metric`: it waits for no request in flight, and 100 streams are.)
+    let open = |h: &Harness| {
+        h.scrape().lines().find_map(|l| {
+            l.strip_prefix("callgate_event_streams_open ")?
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    assert_eq!(open(&h), Some(100.0));
+    zudu.clear_requests();
+    let started = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let call_id = id.split(':').nth(1).unwrap().to_string();
+    let reads = zudu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains(&call_id))
+        .count();
+    let seconds = started.elapsed().as_secs_f64();
+    // One reader: a read every 200 to 400 ms (not one per client).
+    assert!(reads >= 2, "{reads} reads");
+    assert!(
+        (reads as f64) <= 2.0 + seconds / 0.2,
+        "{reads} vendor reads in {seconds:.1} s for 100 clients"
+    );
+    drop(streams);
+    common::wait_until("the streams to close", || open(&h) == Some(0.0));
+}
+
+#[test]
+fn streams_over_the_tenants_limit_are_refused_and_a_long_one_ends_with_a_retry_hint() {
+    let h = Harness::start_configured(
+        SimOptions::default(),
+        "[events]\nmax_streams_per_tenant = 2\nmax_duration_seconds = 1\n",
+    );
+    let id = live_call(&h, "zudu");
+    let path = format!("/v1/calls/{}/events", urlencode(&id));
+    let a = Stream::open(&h, &path, &[]).unwrap();
+    let _b = Stream::open(&h, &path, &[]).unwrap();
+    match Stream::open(&h, &path, &[]) {
+        Err((429, p)) => assert_eq!(p["code"], "rate_limited"),
+        other => panic!("the third stream should be 429: {:?}", other.err()),
+    }
+    // After its maximum duration the stream ends: a retry hint last, no `end`.
+    let events = a.all();
+    assert!(named(&events, "end").is_empty());
+    assert!(events.last().unwrap().retry.is_some(), "{events:?}");
+    let last_id = named(&events, "status")[0].id.clone().unwrap();
+    // Resuming from it gives nothing already seen (the status is unchanged).
+    let again = Stream::open(&h, &path, &[("Last-Event-ID", &last_id)]);
+    let again = again.map(|s| s.all()).unwrap_or_default();
+    assert!(named(&again, "status").is_empty(), "{again:?}");
+}
