@@ -325,3 +325,68 @@ fn streams_over_the_tenants_limit_are_refused_and_a_long_one_ends_with_a_retry_h
     let again = again.map(|s| s.all()).unwrap_or_default();
     assert!(named(&again, "status").is_empty(), "{again:?}");
 }
+
+#[test]
+fn a_live_call_streams_each_message_as_it_comes_and_a_client_that_drops_out_resumes_without_gap() {
+    let sims = SimOptions {
+        live_step: Some(Duration::from_millis(150)),
+        ..SimOptions::default()
+    };
+    let h = Harness::start_configured(sims, "[events]\npoll_ms = 100\npoll_quiet_max_ms = 200\n");
+    let create = |to: &str| {
+        let body = format!(
+            r#"{{"provider": "zudu", "agentId": "agent-1", "to": "{to}", "from": "+14155550199"}}"#
+        );
+        let r = h.send("POST", "/v1/calls", &body, &[]);
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json()["id"].as_str().unwrap().to_string()
+    };
+    // One client watches a call from its start to its end.
+    let id = create("+14155550111");
+    let path = format!("/v1/calls/{}/events", urlencode(&id));
+    let events = Stream::open(&h, &path, &[]).unwrap().all();
+    let statuses: Vec<Value> = named(&events, "status")
+        .iter()
+        .map(|e| data(e)["status"].clone())
+        .collect();
+    assert_eq!(statuses, ["in_progress", "completed"], "{events:?}");
+    let got = h.get(&format!("/v1/calls/{}", urlencode(&id))).json();
+    let messages: Vec<Value> = named(&events, "message")
+        .iter()
+        .map(|e| data(e)["message"].clone())
+        .collect();
+    assert!(messages.len() >= 2);
+    assert_eq!(Value::Array(messages), got["messages"]);
+    let mut end = data(named(&events, "end")[0]);
+    let mut get = got.clone();
+    for v in [&mut end, &mut get] {
+        v.as_object_mut().unwrap().remove("raw");
+    }
+    assert_eq!(end, get);
+
+    // Another drops out after its first message and comes back with its last id.
+    let id = create("+14155550112");
+    let path = format!("/v1/calls/{}/events", urlencode(&id));
+    let first = Stream::open(&h, &path, &[]).unwrap();
+    let mut seen = Vec::new();
+    let last_id = loop {
+        let e = first.next_named();
+        if e.event.as_deref() == Some("message") {
+            seen.push(data(&e)["message"].clone());
+            break e.id.unwrap();
+        }
+    };
+    drop(first);
+    std::thread::sleep(Duration::from_millis(300));
+    let rest = Stream::open(&h, &path, &[("Last-Event-ID", &last_id)])
+        .unwrap()
+        .all();
+    seen.extend(
+        named(&rest, "message")
+            .iter()
+            .map(|e| data(e)["message"].clone()),
+    );
+    let got = h.get(&format!("/v1/calls/{}", urlencode(&id))).json();
+    assert_eq!(Value::Array(seen), got["messages"], "no duplicate, no gap");
+    assert_eq!(named(&rest, "end").len(), 1);
+}

@@ -55,6 +55,9 @@ pub struct SimOptions {
     pub calls_per_vendor: usize,
     /// Delay added before every vendor answer (control endpoints are not delayed).
     pub latency: Duration,
+    /// Calls created through the API progress in time, one step per this long (Zudu for now):
+    /// a new transcript line per step, then the call ends. `None`: created calls stay as created.
+    pub live_step: Option<Duration>,
     /// Serve HTTPS with this certificate chain and key (PEM files) instead of plain HTTP, as
     /// every real vendor does; for the TLS tests.
     pub tls: Option<TlsFiles>,
@@ -76,6 +79,7 @@ impl Default for SimOptions {
             seed: 42,
             calls_per_vendor: 300,
             latency: Duration::ZERO,
+            live_step: None,
             tls: None,
         }
     }

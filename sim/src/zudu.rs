@@ -30,6 +30,26 @@ pub(crate) struct State {
     /// Generation order; lists sort on demand.
     calls: Vec<Value>,
     clock: i64,
+    /// With `SimOptions::live_step`: created calls that are still playing their conversation.
+    live: Option<Live>,
+}
+
+/// Created calls that progress in time: each step adds the next line of its conversation to
+/// the transcript; a step after the last line the call ends.
+struct Live {
+    step: std::time::Duration,
+    rng: Rng,
+    playing: Vec<Playing>,
+}
+
+/// One created call playing its conversation.
+struct Playing {
+    /// Where the call is in `State::calls` (which only grows).
+    index: usize,
+    started: std::time::Instant,
+    turns: Vec<(bool, String)>,
+    /// Steps applied so far.
+    shown: usize,
 }
 
 /// The list request after validation.
@@ -56,6 +76,11 @@ impl State {
             agents,
             calls,
             clock: 0,
+            live: opts.live_step.map(|step| Live {
+                step,
+                rng: Rng::with_seed(opts.seed ^ 0x11FE),
+                playing: Vec::new(),
+            }),
         }
     }
 
@@ -96,7 +121,49 @@ impl State {
         (REFERENCE_UNIX + self.clock) * 1000
     }
 
+    /// Moves every playing call to where its time has come.
+    fn progress(&mut self) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let step = live.step.as_millis().max(1);
+        let mut ended = false;
+        for p in &mut live.playing {
+            let due = (p.started.elapsed().as_millis() / step) as usize;
+            if due == p.shown {
+                continue;
+            }
+            p.shown = due;
+            let Some(call) = self.calls.get_mut(p.index) else {
+                continue;
+            };
+            let lines = &p.turns[..due.min(p.turns.len())];
+            call["transcript"] = json!(data::transcript_text(lines, "Agent", "User"));
+            call["transcript_object"] = json!(lines
+                .iter()
+                .map(
+                    |(a, line)| json!({"role": if *a { "agent" } else { "user" }, "content": line})
+                )
+                .collect::<Vec<_>>());
+            if due > p.turns.len() {
+                self.clock += 1;
+                let now = (REFERENCE_UNIX + self.clock) * 1000;
+                let started = call["start_timestamp"].as_i64().unwrap_or(now);
+                call["call_status"] = json!("ENDED");
+                call["end_timestamp"] = json!(now);
+                call["call_duration"] = json!(now - started);
+                call["disconnection_reason"] = json!("user_hangup");
+                call["updated_at"] = json!(now);
+                ended = true;
+            }
+        }
+        if ended {
+            live.playing.retain(|p| p.shown <= p.turns.len());
+        }
+    }
+
     pub fn handle(&mut self, req: &SimRequest) -> SimResponse {
+        self.progress();
         match (req.header("x-api-key"), req.header("x-api-secret")) {
             (Some(k), Some(s)) if k == ZUDU_API_KEY && s == ZUDU_API_SECRET => {}
             (Some(_), Some(_)) => return error(401, "Unauthorized", "Invalid API key or secret"),
@@ -252,6 +319,14 @@ impl State {
             "created_at": now, "updated_at": now,
         });
         self.calls.push(call.clone());
+        if let Some(live) = self.live.as_mut() {
+            live.playing.push(Playing {
+                index: self.calls.len() - 1,
+                started: std::time::Instant::now(),
+                turns: data::conversation(&mut live.rng),
+                shown: 0,
+            });
+        }
         envelope(
             201,
             "Phone call initiated successfully",

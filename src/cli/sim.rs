@@ -21,6 +21,10 @@ pub struct SimArgs {
     /// Added to every vendor answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Calls created through a simulator's API progress in time (Zudu): a transcript line
+    /// every this many milliseconds, then the call ends; 0 keeps created calls as created.
+    #[arg(long, default_value_t = 2000)]
+    pub live_step_ms: u64,
 }
 
 impl SimArgs {
@@ -29,6 +33,7 @@ impl SimArgs {
             seed: self.seed,
             calls_per_vendor: self.calls,
             latency: Duration::from_millis(self.latency_ms),
+            live_step: (self.live_step_ms > 0).then(|| Duration::from_millis(self.live_step_ms)),
             tls: None,
         }
     }
