@@ -16,6 +16,9 @@ pub const DEMO_KEY: &str = "demo-key";
 /// agent's split picks (fields a vendor cannot take are dropped and reported in `warnings`).
 const DEMO_CREATE: &str =
     r#"{"agent": "support-bot", "to": "+14155550123", "customer": {"name": "Ada"}}"#;
+/// A create on Zudu, whose simulated calls play a short conversation: its stream shows
+/// messages as they come, then the end.
+const DEMO_LIVE_CREATE: &str = r#"{"provider": "zudu", "agent": "support-bot", "to": "+14155550124"}"#;
 const EMBEDDED_ADAPTERS: [(&str, &str); 3] = [
     (
         "elemente.toml",
@@ -125,6 +128,9 @@ fn print_banner(listen: &str, admin: &str, bimpe_agent: &str) {
     // One body for every vendor: the canonical agent's split picks Elemente, Bimpe or Zudu.
     println!("  curl -s {auth} http://{listen}/v1/agents");
     println!("  curl -s {auth} -H 'Content-Type: application/json' -d '{DEMO_CREATE}' http://{listen}/v1/calls");
+    // A live call (Zudu's simulated calls play a short conversation): its events as they come.
+    println!("  id=$(curl -s {auth} -H 'Content-Type: application/json' -d '{DEMO_LIVE_CREATE}' http://{listen}/v1/calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')");
+    println!("  curl -N {auth} http://{listen}/v1/calls/$id/events");
     println!("  curl -s http://{listen}/openapi.json | head -c 300");
     println!("  curl -s http://{admin}/readyz\n");
 }
