@@ -168,6 +168,8 @@ impl StateMetrics {
 pub struct RedisLink {
     settings: RedisSettings,
     slots: Vec<OnceCell<Conn>>,
+    /// Cluster mode: a connection to the node of the first URL (see [`RedisLink::conn_for`]).
+    first_node: OnceCell<Conn>,
     next: AtomicUsize,
     /// Milliseconds since `born` before which Redis is not tried (0: try).
     back_off_until: AtomicU64,
@@ -181,6 +183,7 @@ impl RedisLink {
     pub fn new(settings: RedisSettings, metrics: StateMetrics) -> RedisLink {
         RedisLink {
             slots: (0..settings.pool_size).map(|_| OnceCell::new()).collect(),
+            first_node: OnceCell::new(),
             settings,
             next: AtomicUsize::new(0),
             back_off_until: AtomicU64::new(0),
@@ -236,21 +239,25 @@ impl RedisLink {
         ok
     }
 
+    /// A reconnecting connection to the first URL's server.
+    async fn connect_first(&self) -> redis::RedisResult<Conn> {
+        let s = &self.settings;
+        let url = s.urls.first().map(|u| u.expose()).unwrap_or("");
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(s.connect_timeout))
+            .set_response_timeout(Some(s.command_timeout))
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1))
+            .set_number_of_retries(3);
+        let c = ConnectionManager::new_with_config(redis::Client::open(url)?, config).await?;
+        Ok(Conn::Single(c))
+    }
+
     async fn connect(&self) -> redis::RedisResult<Conn> {
         let s = &self.settings;
         let urls: Vec<&str> = s.urls.iter().map(|u| u.expose()).collect();
         match s.mode {
-            RedisMode::Standalone => {
-                let client = redis::Client::open(urls.first().copied().unwrap_or(""))?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(s.connect_timeout))
-                    .set_response_timeout(Some(s.command_timeout))
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_secs(1))
-                    .set_number_of_retries(3);
-                let c = ConnectionManager::new_with_config(client, config).await?;
-                Ok(Conn::Single(c))
-            }
+            RedisMode::Standalone => self.connect_first().await,
             RedisMode::Cluster => {
                 let client = redis::cluster::ClusterClient::builder(urls)
                     .connection_timeout(s.connect_timeout)
@@ -260,6 +267,21 @@ impl RedisLink {
                 Ok(Conn::Cluster(client.get_async_connection().await?))
             }
         }
+    }
+
+    /// The connection for `function`. In a cluster, invalidations are published on the node
+    /// every replica subscribes on (the first URL): that node has handed the message to its
+    /// subscribers when PUBLISH returns, where a message through the cluster bus could still
+    /// be on its way when the write is answered.
+    async fn conn_for(&self, function: Function) -> redis::RedisResult<Conn> {
+        if function == Function::Invalidation && self.settings.mode == RedisMode::Cluster {
+            return self
+                .first_node
+                .get_or_try_init(|| self.connect_first())
+                .await
+                .cloned();
+        }
+        self.conn().await
     }
 
     async fn conn(&self) -> redis::RedisResult<Conn> {
@@ -291,7 +313,7 @@ impl RedisLink {
         // One bound for connecting and the command together.
         let bound = self.settings.command_timeout + self.settings.connect_timeout;
         let result = tokio::time::timeout(bound, async {
-            let c = self.conn().await?;
+            let c = self.conn_for(function).await?;
             call(c).await
         })
         .await;
