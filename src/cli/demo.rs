@@ -18,7 +18,8 @@ const DEMO_CREATE: &str =
     r#"{"agent": "support-bot", "to": "+14155550123", "customer": {"name": "Ada"}}"#;
 /// A create on Zudu, whose simulated calls play a short conversation: its stream shows
 /// messages as they come, then the end.
-const DEMO_LIVE_CREATE: &str = r#"{"provider": "zudu", "agent": "support-bot", "to": "+14155550124"}"#;
+const DEMO_LIVE_CREATE: &str =
+    r#"{"provider": "zudu", "agent": "support-bot", "to": "+14155550124"}"#;
 const EMBEDDED_ADAPTERS: [(&str, &str); 3] = [
     (
         "elemente.toml",

@@ -2,10 +2,13 @@
 //! a write that changed a call tells every replica to drop it, over Redis pub/sub.
 //!
 //! - [`CoherentCache`] serves reads from the local cache; its `invalidate_call` drops the call
-//!   here, then publishes `{origin, provider, call}` on `{prefix}:invalidations`. For an update
-//!   it waits for Redis to take it (bounded by the command timeout), so the write is answered
-//!   after every subscribed replica's socket has the message; a create (a call no cache holds,
-//!   only list pages may lack it) publishes without holding up its answer.
+//!   here, then publishes a `drop` `{id, origin, provider, call}` on `{prefix}:invalidations`.
+//!   For an update it then waits (bounded by the command timeout) until every other subscribed
+//!   replica has answered `applied` `{id}` on the same channel — PUBLISH says how many
+//!   subscribers got the message — so a read through any replica after the write's answer
+//!   sees the change (without the acknowledgements a replica's listener could still be about
+//!   to apply it: seen in tests/fleet.rs). A create (a call no cache holds, only list pages may
+//!   lack it) publishes without holding up its answer.
 //! - [`InvalidationListener`] (a background service) subscribes and drops what other replicas
 //!   announce. When its subscription breaks it cannot know what it missed: on every resubscribe
 //!   it drops the whole local cache, so a replica is exact again as soon as Redis is back.
@@ -25,15 +28,26 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
-/// One invalidation as published.
+/// What replicas tell each other on the invalidations channel.
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
-struct Message {
-    /// The replica that published it (it has already dropped the call).
-    origin: String,
-    provider: String,
-    call: String,
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Message {
+    /// Drop this call (and its provider's list pages).
+    Drop {
+        id: String,
+        /// The replica that published it (it has already dropped the call).
+        origin: String,
+        provider: String,
+        call: String,
+    },
+    /// A replica applied the drop `id`.
+    Applied { id: String },
 }
+
+/// Updates waiting for other replicas' `applied`: drop id → how many arrived.
+type Acks = Arc<std::sync::Mutex<std::collections::HashMap<String, watch::Sender<usize>>>>;
 
 /// The local cache, kept coherent with the fleet's writes.
 pub struct CoherentCache {
@@ -42,6 +56,9 @@ pub struct CoherentCache {
     /// This replica's id in messages.
     origin: String,
     channel: String,
+    acks: Acks,
+    /// This replica's listener is subscribed now (then PUBLISH counts it among the receivers).
+    listening: Arc<AtomicBool>,
 }
 
 impl CoherentCache {
@@ -51,7 +68,30 @@ impl CoherentCache {
             origin: uuid::Uuid::new_v4().to_string(),
             local,
             link,
+            acks: Arc::default(),
+            listening: Arc::default(),
         }
+    }
+
+    /// Publishes the drop of an updated call and waits until every other replica applied it.
+    async fn drop_everywhere(&self, message: String, id: String) {
+        let (tx, mut applied) = watch::channel(0usize);
+        lock(&self.acks).insert(id.clone(), tx);
+        let receivers = publish(self.link.clone(), self.channel.clone(), message).await;
+        if let Some(n) = receivers {
+            let me = usize::from(self.listening.load(Ordering::Relaxed));
+            let others = usize::try_from(n).unwrap_or(0).saturating_sub(me);
+            let wait = self.link.settings().command_timeout;
+            let all = applied.wait_for(|got| *got >= others);
+            if tokio::time::timeout(wait, all).await.is_err() {
+                self.link.metrics.fell_back(Function::Invalidation);
+                tracing::warn!(
+                    replicas = others,
+                    "not every replica confirmed a cache invalidation in time; a read there may see the old call until its entry expires"
+                );
+            }
+        }
+        lock(&self.acks).remove(&id);
     }
 
     /// The background service that applies other replicas' invalidations here.
@@ -61,7 +101,8 @@ impl CoherentCache {
             link: self.link.clone(),
             origin: self.origin.clone(),
             channel: self.channel.clone(),
-            listening: Arc::default(),
+            acks: self.acks.clone(),
+            listening: self.listening.clone(),
             listened: Arc::default(),
         }
     }
@@ -81,21 +122,22 @@ impl ResponseCache for CoherentCache {
 
     async fn invalidate_call(&self, provider: &str, call_id: &str, change: Change) {
         self.local.forget_call(provider, call_id);
-        let message = serde_json::to_string(&Message {
+        let id = uuid::Uuid::new_v4().to_string();
+        let message = serde_json::to_string(&Message::Drop {
+            id: id.clone(),
             origin: self.origin.clone(),
             provider: provider.to_string(),
             call: call_id.to_string(),
         })
         .unwrap_or_default();
-        let publish = publish(self.link.clone(), self.channel.clone(), message);
         match change {
-            // A changed call: answered once every replica's socket has the news, so a read
-            // through any replica after this answer sees the change.
-            Change::Updated => publish.await,
+            // A changed call: answered once every replica has dropped it, so a read through
+            // any replica after this answer sees the change.
+            Change::Updated => self.drop_everywhere(message, id).await,
             // A new call is in no cache; other replicas' list pages of its provider learn of it
             // a moment later, without holding up the create's answer.
             Change::Created => {
-                tokio::spawn(publish);
+                tokio::spawn(publish(self.link.clone(), self.channel.clone(), message));
             }
         }
     }
@@ -109,8 +151,12 @@ impl ResponseCache for CoherentCache {
     }
 }
 
-/// Publishes one invalidation (bounded like every Redis call).
-async fn publish(link: Arc<RedisLink>, channel: String, message: String) {
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Publishes one message (bounded like every Redis call): how many subscribers got it.
+async fn publish(link: Arc<RedisLink>, channel: String, message: String) -> Option<i64> {
     let (channel, message) = (&channel, &message);
     let published = link
         .exec(Function::Invalidation, |mut c| async move {
@@ -121,9 +167,13 @@ async fn publish(link: Arc<RedisLink>, channel: String, message: String) {
                 .await
         })
         .await;
-    if let Err(e) = published {
-        link.metrics.fell_back(Function::Invalidation);
-        tracing::warn!(error = %e, "a write's cache invalidation could not be sent to the other replicas; they see the change when their entry expires");
+    match published {
+        Ok(n) => Some(n),
+        Err(e) => {
+            link.metrics.fell_back(Function::Invalidation);
+            tracing::warn!(error = %e, "a cache invalidation could not be sent to the other replicas; they see the change when their entry expires");
+            None
+        }
     }
 }
 
@@ -134,6 +184,7 @@ pub struct InvalidationListener {
     link: Arc<RedisLink>,
     origin: String,
     channel: String,
+    acks: Acks,
     /// Subscribed now (shared by the clones: the one running and the one readiness asks).
     listening: Arc<AtomicBool>,
     /// Subscribed at least once since the start.
@@ -177,8 +228,23 @@ impl InvalidationListener {
                 continue;
             };
             match serde_json::from_str::<Message>(&text) {
-                Ok(m) if m.origin != self.origin => self.local.forget_call(&m.provider, &m.call),
-                Ok(_) => {}
+                Ok(Message::Drop {
+                    id,
+                    origin,
+                    provider,
+                    call,
+                }) if origin != self.origin => {
+                    self.local.forget_call(&provider, &call);
+                    let applied =
+                        serde_json::to_string(&Message::Applied { id }).unwrap_or_default();
+                    tokio::spawn(publish(self.link.clone(), self.channel.clone(), applied));
+                }
+                Ok(Message::Applied { id }) => {
+                    if let Some(tx) = lock(&self.acks).get(&id) {
+                        tx.send_modify(|got| *got += 1);
+                    }
+                }
+                Ok(Message::Drop { .. }) => {}
                 Err(_) => tracing::debug!("ignored an unreadable invalidation message"),
             }
         }

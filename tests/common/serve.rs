@@ -35,8 +35,23 @@ impl Replica {
     /// `callgate serve --config CONFIG` on free ports, its output in `DIR/replica-I.log`, with
     /// the harness's secrets and `env` in its environment; returns once `/readyz` says ready.
     pub fn spawn(config: &Path, dir: &Path, i: usize, env: &[(&str, &str)]) -> Replica {
+        // A port picked free may be taken by another test before this process binds it (its
+        // API listener then fails while the admin one serves): try again on other ports.
+        for _ in 0..3 {
+            if let Some(r) = Replica::spawn_once(config, dir, i, env) {
+                return r;
+            }
+        }
+        panic!(
+            "callgate serve did not come up on free ports three times; see {}",
+            dir.display()
+        )
+    }
+
+    fn spawn_once(config: &Path, dir: &Path, i: usize, env: &[(&str, &str)]) -> Option<Replica> {
         let [api, admin] = super::free_ports();
-        let log = std::fs::File::create(dir.join(format!("replica-{i}.log"))).unwrap();
+        let log_path = dir.join(format!("replica-{i}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_callgate"));
         cmd.arg("serve")
             .arg("--config")
@@ -62,15 +77,32 @@ impl Replica {
             cmd.env(k, v);
         }
         let mut proc = Proc(cmd.spawn().unwrap());
-        super::wait_until("a replica to be ready", || {
+        let deadline = std::time::Instant::now() + super::PATIENCE;
+        loop {
             if let Some(status) = proc.0.try_wait().unwrap() {
-                panic!("callgate serve exited: {status}");
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                if log.contains("in use") {
+                    return None;
+                }
+                panic!("callgate serve exited: {status}\n{log}");
             }
-            ureq::get(&format!("http://127.0.0.1:{admin}/readyz"))
+            if std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("in use")) {
+                return None;
+            }
+            let ready = ureq::get(&format!("http://127.0.0.1:{admin}/readyz"))
                 .call()
-                .is_ok()
-        });
-        Replica { api, admin, proc }
+                .is_ok();
+            let serves = ureq::get(&format!("http://127.0.0.1:{api}/openapi.json"))
+                .call()
+                .is_ok();
+            if ready && serves {
+                return Some(Replica { api, admin, proc });
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
