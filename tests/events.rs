@@ -333,60 +333,85 @@ fn a_live_call_streams_each_message_as_it_comes_and_a_client_that_drops_out_resu
         ..SimOptions::default()
     };
     let h = Harness::start_configured(sims, "[events]\npoll_ms = 100\npoll_quiet_max_ms = 200\n");
-    let create = |to: &str| {
-        let body = format!(
-            r#"{{"provider": "zudu", "agentId": "agent-1", "to": "{to}", "from": "+14155550199"}}"#
-        );
-        let r = h.send("POST", "/v1/calls", &body, &[]);
-        assert_eq!(r.status, 201, "{}", r.text);
+    let bimpe_agent = h.sim(VendorKind::Bimpe).agent_ids()[0].clone();
+    let create = |provider: &str, to: &str| {
+        let body = match provider {
+            "elemente" => {
+                serde_json::json!({"provider": "elemente", "agentId": "123e4567-e89b-12d3-a456-426614174000", "to": to, "skillId": "skill-1"})
+            }
+            "bimpe" => serde_json::json!({"provider": "bimpe", "agentId": bimpe_agent, "to": to}),
+            _ => {
+                serde_json::json!({"provider": "zudu", "agentId": "agent-1", "to": to, "from": "+14155550199"})
+            }
+        };
+        let r = h.send("POST", "/v1/calls", &body.to_string(), &[]);
+        assert_eq!(r.status, 201, "{provider}: {}", r.text);
         r.json()["id"].as_str().unwrap().to_string()
     };
-    // One client watches a call from its start to its end.
-    let id = create("+14155550111");
-    let path = format!("/v1/calls/{}/events", urlencode(&id));
-    let events = Stream::open(&h, &path, &[]).unwrap().all();
-    let statuses: Vec<Value> = named(&events, "status")
-        .iter()
-        .map(|e| data(e)["status"].clone())
-        .collect();
-    assert_eq!(statuses, ["in_progress", "completed"], "{events:?}");
-    let got = h.get(&format!("/v1/calls/{}", urlencode(&id))).json();
-    let messages: Vec<Value> = named(&events, "message")
-        .iter()
-        .map(|e| data(e)["message"].clone())
-        .collect();
-    assert!(messages.len() >= 2);
-    assert_eq!(Value::Array(messages), got["messages"]);
-    let mut end = data(named(&events, "end")[0]);
-    let mut get = got.clone();
-    for v in [&mut end, &mut get] {
-        v.as_object_mut().unwrap().remove("raw");
-    }
-    assert_eq!(end, get);
-
-    // Another drops out after its first message and comes back with its last id.
-    let id = create("+14155550112");
-    let path = format!("/v1/calls/{}/events", urlencode(&id));
-    let first = Stream::open(&h, &path, &[]).unwrap();
-    let mut seen = Vec::new();
-    let last_id = loop {
-        let e = first.next_named();
-        if e.event.as_deref() == Some("message") {
-            seen.push(data(&e)["message"].clone());
-            break e.id.unwrap();
-        }
-    };
-    drop(first);
-    std::thread::sleep(Duration::from_millis(300));
-    let rest = Stream::open(&h, &path, &[("Last-Event-ID", &last_id)])
-        .unwrap()
-        .all();
-    seen.extend(
-        named(&rest, "message")
+    for (n, provider) in ["elemente", "bimpe", "zudu"].into_iter().enumerate() {
+        // One client watches a call from its start to its end.
+        let id = create(provider, &format!("+1415555011{n}"));
+        let path = format!("/v1/calls/{}/events", urlencode(&id));
+        let events = Stream::open(&h, &path, &[]).unwrap().all();
+        let statuses: Vec<Value> = named(&events, "status")
             .iter()
-            .map(|e| data(e)["message"].clone()),
-    );
-    let got = h.get(&format!("/v1/calls/{}", urlencode(&id))).json();
-    assert_eq!(Value::Array(seen), got["messages"], "no duplicate, no gap");
-    assert_eq!(named(&rest, "end").len(), 1);
+            .map(|e| data(e)["status"].clone())
+            .collect();
+        assert!(
+            statuses.contains(&Value::from("in_progress")),
+            "{provider}: {statuses:?}"
+        );
+        assert_eq!(
+            statuses.last(),
+            Some(&Value::from("completed")),
+            "{provider}"
+        );
+        let got = h.get(&format!("/v1/calls/{}", urlencode(&id))).json();
+        let messages: Vec<Value> = named(&events, "message")
+            .iter()
+            .map(|e| data(e)["message"].clone())
+            .collect();
+        assert!(
+            messages.len() >= 2,
+            "{provider}: {} messages",
+            messages.len()
+        );
+        assert_eq!(Value::Array(messages), got["messages"], "{provider}");
+        let mut end = data(named(&events, "end")[0]);
+        let mut get = got.clone();
+        for v in [&mut end, &mut get] {
+            v.as_object_mut().unwrap().remove("raw");
+        }
+        assert_eq!(end, get, "{provider}");
+
+        // Another drops out after its first message and comes back with its last id.
+        let id = create(provider, &format!("+1415555012{n}"));
+        let path = format!("/v1/calls/{}/events", urlencode(&id));
+        let first = Stream::open(&h, &path, &[]).unwrap();
+        let mut seen = Vec::new();
+        let last_id = loop {
+            let e = first.next_named();
+            if e.event.as_deref() == Some("message") {
+                seen.push(data(&e)["message"].clone());
+                break e.id.unwrap();
+            }
+        };
+        drop(first);
+        std::thread::sleep(Duration::from_millis(300));
+        let rest = Stream::open(&h, &path, &[("Last-Event-ID", &last_id)])
+            .unwrap()
+            .all();
+        seen.extend(
+            named(&rest, "message")
+                .iter()
+                .map(|e| data(e)["message"].clone()),
+        );
+        let got = h.get(&format!("/v1/calls/{}", urlencode(&id))).json();
+        assert_eq!(
+            Value::Array(seen),
+            got["messages"],
+            "{provider}: no duplicate, no gap"
+        );
+        assert_eq!(named(&rest, "end").len(), 1, "{provider}");
+    }
 }

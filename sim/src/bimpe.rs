@@ -64,6 +64,8 @@ pub(crate) struct State {
     created_count: i64,
     rate_window: u64,
     rate_used: u64,
+    /// With `SimOptions::live_step`: created calls playing their conversation.
+    live: Option<crate::live::Live>,
 }
 
 fn ts(unix: Option<i64>) -> Value {
@@ -94,7 +96,48 @@ impl State {
             created_count: 0,
             rate_window: 0,
             rate_used: 0,
+            live: crate::live::Live::new(opts.live_step, opts.seed ^ 0xB11FE),
         }
+    }
+
+    /// Moves every playing call to where its time has come: answered at its first line, a
+    /// conversation log entry per step, and ended a step after the last one.
+    fn progress(&mut self) {
+        crate::live::play(
+            &mut self.live,
+            &mut self.created_count,
+            &mut self.calls,
+            |c: &Call| c.value["id"].as_str().unwrap_or_default(),
+            |call, step, tick| {
+                let now = REFERENCE_UNIX + tick;
+                let v = &mut call.value;
+                if v["answered_at"].is_null() {
+                    v["status"] = json!("answered");
+                    for at in ["ringing_at", "started_at", "answered_at"] {
+                        v[at] = json!(data::iso(now));
+                    }
+                }
+                for (n, agent, line) in step.lines {
+                    let entry = json!({
+                        "id": format!("chat_{}_{n}", step.id.replace('-', "")),
+                        "role": if agent { "assistant" } else { "user" },
+                        "message": line,
+                        "message_type": "text",
+                        "created_at": data::iso(now),
+                        "attachments": [],
+                    });
+                    if let Some(Value::Array(logs)) = v.get_mut("conversation_logs") {
+                        logs.push(entry);
+                    }
+                }
+                if step.ended {
+                    v["status"] = json!("ended");
+                    v["ended_at"] = json!(data::iso(now));
+                    v["duration_seconds"] = json!(now - call.created_unix);
+                    v["end_reason"] = json!("customer_hangup");
+                }
+            },
+        );
     }
 
     pub fn records(&self) -> Vec<Value> {
@@ -114,6 +157,7 @@ impl State {
     }
 
     pub fn handle(&mut self, req: &SimRequest) -> SimResponse {
+        self.progress();
         let request_id = req
             .header("x-request-id")
             .map(str::to_string)
@@ -350,6 +394,9 @@ impl State {
                     value,
                 },
             );
+            if let Some(live) = self.live.as_mut() {
+                live.start(&id);
+            }
             (
                 201,
                 json!({"message": "Call initiated", "data": {"status": "initiated", "call_id": id}}),

@@ -78,6 +78,8 @@ pub(crate) struct State {
     agent_phones: Vec<String>,
     created_count: i64,
     rng: Rng,
+    /// With `SimOptions::live_step`: created calls playing their conversation.
+    live: Option<crate::live::Live>,
 }
 
 /// A contact field: a phone on some records, a real email on others, sometimes null or empty.
@@ -125,6 +127,7 @@ impl State {
             agent_phones,
             created_count: 0,
             rng,
+            live: crate::live::Live::new(opts.live_step, opts.seed ^ 0xE11FE),
         }
     }
 
@@ -261,7 +264,33 @@ impl State {
         self.calls.iter().map(|c| c.value.clone()).collect()
     }
 
+    /// Moves every playing call to where its time has come: a message per step, and a step
+    /// after the last one the call is completed.
+    fn progress(&mut self) {
+        let rng = &mut self.rng;
+        crate::live::play(
+            &mut self.live,
+            &mut self.created_count,
+            &mut self.calls,
+            |c: &Call| c.value["id"].as_str().unwrap_or_default(),
+            |call, step, tick| {
+                let now = REFERENCE_UNIX + tick;
+                for (_, agent, line) in step.lines {
+                    let m = message(rng, now, agent, line, &step.id);
+                    if let Some(Value::Array(messages)) = call.value.get_mut("messages") {
+                        messages.push(m);
+                    }
+                }
+                if step.ended {
+                    call.value["status"] = json!("completed");
+                    call.value["duration"] = json!((now - call.created_unix).to_string());
+                }
+            },
+        );
+    }
+
     pub fn handle(&mut self, req: &SimRequest) -> SimResponse {
+        self.progress();
         if !authorized(req) {
             return error(401, "Unauthorized");
         }
@@ -423,6 +452,9 @@ impl State {
                 value: value.clone(),
             },
         );
+        if let (Some(live), true) = (self.live.as_mut(), channel == "call") {
+            live.start(&id);
+        }
         SimResponse::json(200, &value)
     }
 

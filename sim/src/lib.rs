@@ -11,6 +11,7 @@ mod data;
 mod elemente;
 mod elemente_text;
 mod faults;
+mod live;
 mod server;
 mod zudu;
 mod zudu_data;

@@ -31,25 +31,7 @@ pub(crate) struct State {
     calls: Vec<Value>,
     clock: i64,
     /// With `SimOptions::live_step`: created calls that are still playing their conversation.
-    live: Option<Live>,
-}
-
-/// Created calls that progress in time: each step adds the next line of its conversation to
-/// the transcript; a step after the last line the call ends.
-struct Live {
-    step: std::time::Duration,
-    rng: Rng,
-    playing: Vec<Playing>,
-}
-
-/// One created call playing its conversation.
-struct Playing {
-    /// Where the call is in `State::calls` (which only grows).
-    index: usize,
-    started: std::time::Instant,
-    turns: Vec<(bool, String)>,
-    /// Steps applied so far.
-    shown: usize,
+    live: Option<crate::live::Live>,
 }
 
 /// The list request after validation.
@@ -76,11 +58,7 @@ impl State {
             agents,
             calls,
             clock: 0,
-            live: opts.live_step.map(|step| Live {
-                step,
-                rng: Rng::with_seed(opts.seed ^ 0x11FE),
-                playing: Vec::new(),
-            }),
+            live: crate::live::Live::new(opts.live_step, opts.seed ^ 0x11FE),
         }
     }
 
@@ -121,45 +99,45 @@ impl State {
         (REFERENCE_UNIX + self.clock) * 1000
     }
 
-    /// Moves every playing call to where its time has come.
+    /// Moves every playing call to where its time has come: its transcript grows a line per
+    /// step, and a step after the last line the call ends.
     fn progress(&mut self) {
-        let Some(live) = self.live.as_mut() else {
-            return;
-        };
-        let step = live.step.as_millis().max(1);
-        let mut ended = false;
-        for p in &mut live.playing {
-            let due = (p.started.elapsed().as_millis() / step) as usize;
-            if due == p.shown {
-                continue;
-            }
-            p.shown = due;
-            let Some(call) = self.calls.get_mut(p.index) else {
-                continue;
-            };
-            let lines = &p.turns[..due.min(p.turns.len())];
-            call["transcript"] = json!(data::transcript_text(lines, "Agent", "User"));
-            call["transcript_object"] = json!(lines
-                .iter()
-                .map(
-                    |(a, line)| json!({"role": if *a { "agent" } else { "user" }, "content": line})
-                )
-                .collect::<Vec<_>>());
-            if due > p.turns.len() {
-                self.clock += 1;
-                let now = (REFERENCE_UNIX + self.clock) * 1000;
-                let started = call["start_timestamp"].as_i64().unwrap_or(now);
-                call["call_status"] = json!("ENDED");
-                call["end_timestamp"] = json!(now);
-                call["call_duration"] = json!(now - started);
-                call["disconnection_reason"] = json!("user_hangup");
-                call["updated_at"] = json!(now);
-                ended = true;
-            }
-        }
-        if ended {
-            live.playing.retain(|p| p.shown <= p.turns.len());
-        }
+        crate::live::play(
+            &mut self.live,
+            &mut self.clock,
+            &mut self.calls,
+            |c: &Value| c["call_id"].as_str().unwrap_or_default(),
+            |call, step, tick| {
+                let now = (REFERENCE_UNIX + tick) * 1000;
+                if let Some(Value::Array(lines)) = call.get_mut("transcript_object") {
+                    for (_, agent, line) in &step.lines {
+                        lines.push(
+                            json!({"role": if *agent { "agent" } else { "user" }, "content": line}),
+                        );
+                    }
+                }
+                let turns: Vec<(bool, String)> = call["transcript_object"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|l| {
+                        (
+                            l["role"] == "agent",
+                            l["content"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect();
+                call["transcript"] = json!(data::transcript_text(&turns, "Agent", "User"));
+                if step.ended {
+                    let started = call["start_timestamp"].as_i64().unwrap_or(now);
+                    call["call_status"] = json!("ENDED");
+                    call["end_timestamp"] = json!(now);
+                    call["call_duration"] = json!(now - started);
+                    call["disconnection_reason"] = json!("user_hangup");
+                    call["updated_at"] = json!(now);
+                }
+            },
+        );
     }
 
     pub fn handle(&mut self, req: &SimRequest) -> SimResponse {
@@ -320,12 +298,7 @@ impl State {
         });
         self.calls.push(call.clone());
         if let Some(live) = self.live.as_mut() {
-            live.playing.push(Playing {
-                index: self.calls.len() - 1,
-                started: std::time::Instant::now(),
-                turns: data::conversation(&mut live.rng),
-                shown: 0,
-            });
+            live.start(&call_id);
         }
         envelope(
             201,
