@@ -283,6 +283,7 @@ fn a_hundred_clients_of_one_call_share_one_reader() {
     assert_eq!(open(&h), Some(100.0));
     zudu.clear_requests();
     let started = std::time::Instant::now();
+    // A measuring window, not a wait for an event: how many reads 100 clients cost in 2 s.
     std::thread::sleep(Duration::from_secs(2));
     let call_id = id.split(':').nth(1).unwrap().to_string();
     let reads = zudu
@@ -397,6 +398,8 @@ fn a_live_call_streams_each_message_as_it_comes_and_a_client_that_drops_out_resu
             }
         };
         drop(first);
+        // Away for two steps, so the call says more while the client is gone. (A condition
+        // wait would read the call, and that read would fill the cache the final GET compares.)
         std::thread::sleep(Duration::from_millis(300));
         let rest = Stream::open(&h, &path, &[("Last-Event-ID", &last_id)])
             .unwrap()
