@@ -558,7 +558,18 @@ fn demo_on_free_ports() -> Option<(Killed, String, u16)> {
     common::wait_until("the demo to answer, or to exit", || {
         ready() || guard.0.try_wait().ok().flatten().is_some()
     });
-    ready().then_some((guard, line, api))
+    // Its API port may have been taken while the admin one was not (the API service then
+    // fails to bind and the process goes on): that demo is not used either.
+    let serves = || {
+        ureq::get(&format!("http://127.0.0.1:{api}/openapi.json"))
+            .call()
+            .is_ok()
+    };
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    while ready() && !serves() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (ready() && serves()).then_some((guard, line, api))
 }
 
 #[test]
