@@ -46,6 +46,10 @@ pub enum FaultAction {
     Reset,
     /// 200, valid JSON of the wrong shape.
     WrongShape,
+    /// On an event stream request: the stream sends this many message events (heartbeats not
+    /// counted, waiting for live ones if need be), then the connection is dropped without
+    /// ending the body. On any other request: the same as `Reset`.
+    Disconnect { after_events: u32 },
 }
 
 impl Fault {
@@ -107,6 +111,12 @@ mod tests {
         assert!(matches!(f.action, FaultAction::Status { status: 503, .. }));
         let f: Fault = serde_json::from_str(r#"{"action":{"kind":"reset"}}"#).unwrap();
         assert!(matches!(f.action, FaultAction::Reset));
+        let json = r#"{"action":{"kind":"disconnect","after_events":3}}"#;
+        let f: Fault = serde_json::from_str(json).unwrap();
+        assert!(matches!(
+            f.action,
+            FaultAction::Disconnect { after_events: 3 }
+        ));
         let f: Fault = serde_json::from_str("{}").unwrap();
         assert!(matches!(f.action, FaultAction::None));
     }

@@ -4,8 +4,13 @@
 //! exactly like the vendors documented in `vendor-docs/VENDORS.md` — same paths, auth, envelopes,
 //! paging and data quirks — plus injectable faults and a journal of what the gateway sent.
 //! Every simulator is a Pingora listening service; [`SimCluster`] runs all three for tests.
+//! Bimpe also serves its per-conversation message stream (Server-Sent Events: a stream ticket,
+//! then backlog, live messages and heartbeats), with a per-key limit of open streams
+//! ([`MAX_STREAMS_PER_KEY`]) and a `disconnect` fault that cuts a stream after so many messages.
 
 mod bimpe;
+mod bimpe_data;
+mod bimpe_stream;
 mod cluster;
 mod data;
 mod elemente;
@@ -13,6 +18,7 @@ mod elemente_text;
 mod faults;
 mod live;
 mod server;
+mod stream;
 mod zudu;
 mod zudu_data;
 
@@ -21,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bimpe_stream::{MAX_STREAMS_PER_KEY, TICKET_TTL};
 pub use cluster::SimCluster;
 pub use faults::{Fault, FaultAction};
 pub use server::{listening_service, tls_listening_service, RecordedRequest, SimApp};
@@ -62,6 +69,8 @@ pub struct SimOptions {
     /// Serve HTTPS with this certificate chain and key (PEM files) instead of plain HTTP, as
     /// every real vendor does; for the TLS tests.
     pub tls: Option<TlsFiles>,
+    /// How often an open event stream (Bimpe's message stream) sends a heartbeat event.
+    pub stream_heartbeat: Duration,
 }
 
 /// A server certificate chain and its private key, as PEM files.
@@ -82,6 +91,7 @@ impl Default for SimOptions {
             latency: Duration::ZERO,
             live_step: None,
             tls: None,
+            stream_heartbeat: Duration::from_secs(20),
         }
     }
 }
@@ -237,6 +247,48 @@ impl VendorSim {
     /// The first armed fault matching this request, consuming one of its `times`.
     pub(crate) fn take_fault(&self, method: &str, path: &str) -> Option<Fault> {
         faults::take_matching(&mut self.faults.lock(), method, path)
+    }
+
+    /// Bimpe only (0 for the others): the event streams open now, all API keys together.
+    pub fn open_streams(&self) -> usize {
+        match &*self.state.lock() {
+            VendorState::Bimpe(s) => s.open_streams(),
+            _ => 0,
+        }
+    }
+
+    /// `None` unless `req` asks for an event stream; else the refusal to answer, or the stream
+    /// accepted (its ticket used up and its slot counted, given back when the stream drops).
+    pub(crate) fn open_stream(
+        self: &Arc<Self>,
+        req: &server::SimRequest,
+    ) -> Option<Result<stream::OpenStream, server::SimResponse>> {
+        let opened = match &mut *self.state.lock() {
+            VendorState::Bimpe(s) => s.open_stream(req)?,
+            _ => return None,
+        };
+        Some(opened.map(|grant| stream::OpenStream {
+            slot: stream::StreamSlot::counted(self.clone(), grant.key.clone()),
+            grant,
+        }))
+    }
+
+    /// The messages of a stream's conversation it has not sent yet (live calls advanced first).
+    pub(crate) fn poll_stream(
+        &self,
+        cursor: &mut bimpe_stream::Cursor,
+    ) -> Vec<stream::StreamEvent> {
+        match &mut *self.state.lock() {
+            VendorState::Bimpe(s) => s.poll_stream(cursor),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A stream of `key` has ended: its slot is free again.
+    pub(crate) fn close_stream(&self, key: &str) {
+        if let VendorState::Bimpe(s) = &mut *self.state.lock() {
+            s.close_stream(key);
+        }
     }
 
     /// Answer one vendor request from the data set.

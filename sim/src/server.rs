@@ -1,6 +1,6 @@
 //! Pingora glue shared by the three simulators: the `HttpServerApp` that owns each connection (so
-//! faults can truncate or reset it), the request journal, the `/__sim/*` control endpoints, and the
-//! small request/response types the vendor modules work with.
+//! faults can truncate or reset it, and a stream can keep it), the request journal, the `/__sim/*`
+//! control endpoints, and the small request/response types the vendor modules work with.
 
 use crate::faults::{Fault, FaultAction};
 use crate::VendorSim;
@@ -202,6 +202,8 @@ enum Outcome {
     Truncate(SimResponse),
     /// Close without answering.
     Reset,
+    /// Serve this event stream (`stream.rs`); with a count, cut it after that many messages.
+    Stream(crate::stream::OpenStream, Option<u32>),
 }
 
 #[async_trait]
@@ -265,6 +267,10 @@ impl HttpServerApp for SimApp {
             }
             Outcome::Reset => {
                 session.shutdown().await;
+                None
+            }
+            Outcome::Stream(open, cut_after) => {
+                crate::stream::serve(&mut session, open, shutdown, cut_after).await;
                 None
             }
         }
@@ -335,7 +341,16 @@ impl SimApp {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         match fault.map(|f| f.action) {
-            None | Some(FaultAction::None) => Outcome::Respond(self.sim.handle(&req)),
+            None | Some(FaultAction::None) => match self.sim.open_stream(&req) {
+                None => Outcome::Respond(self.sim.handle(&req)),
+                Some(Ok(open)) => Outcome::Stream(open, None),
+                Some(Err(refused)) => Outcome::Respond(refused),
+            },
+            Some(FaultAction::Disconnect { after_events }) => match self.sim.open_stream(&req) {
+                None => Outcome::Reset,
+                Some(Ok(open)) => Outcome::Stream(open, Some(after_events)),
+                Some(Err(refused)) => Outcome::Respond(refused),
+            },
             Some(FaultAction::Status {
                 status,
                 body,

@@ -25,6 +25,9 @@ pub struct SimArgs {
     /// every this many milliseconds, then the call ends; 0 keeps created calls as created.
     #[arg(long, default_value_t = 2000)]
     pub live_step_ms: u64,
+    /// Heartbeat interval of an open event stream (Bimpe's message stream), in milliseconds.
+    #[arg(long, default_value_t = 20_000)]
+    pub stream_heartbeat_ms: u64,
 }
 
 impl SimArgs {
@@ -35,6 +38,7 @@ impl SimArgs {
             latency: Duration::from_millis(self.latency_ms),
             live_step: (self.live_step_ms > 0).then(|| Duration::from_millis(self.live_step_ms)),
             tls: None,
+            stream_heartbeat: Duration::from_millis(self.stream_heartbeat_ms),
         }
     }
 

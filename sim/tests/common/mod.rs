@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod sse;
+
 use base64::Engine;
 use callgate_sim::credentials::*;
 use callgate_sim::VendorKind;
