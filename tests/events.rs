@@ -4,119 +4,10 @@
 mod common;
 
 use callgate_sim::{SimOptions, VendorKind};
-use common::{Harness, KEY};
-use futures_util::StreamExt;
+use common::sse::{data, named, urlencode, Stream};
+use common::Harness;
 use serde_json::Value;
-use sse_stream::Sse;
-use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
 use std::time::Duration;
-
-/// An open stream: its events as they arrive (the channel closes when the stream ends).
-/// Dropping it closes the connection.
-struct Stream {
-    events: mpsc::Receiver<Sse>,
-    closed: Arc<AtomicBool>,
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        self.closed.store(true, Ordering::Relaxed);
-    }
-}
-
-impl Stream {
-    /// Opens `path` with `headers`; the problem answer instead when it is refused.
-    fn open(h: &Harness, path: &str, headers: &[(&str, &str)]) -> Result<Stream, (u16, Value)> {
-        let mut req = ureq::get(&h.url(path)).set("Authorization", &format!("Bearer {KEY}"));
-        for (k, v) in headers {
-            req = req.set(k, v);
-        }
-        let resp = match req.call() {
-            Ok(r) => r,
-            Err(ureq::Error::Status(s, r)) => {
-                assert_eq!(r.content_type(), "application/problem+json");
-                return Err((s, serde_json::from_str(&r.into_string().unwrap()).unwrap()));
-            }
-            Err(e) => panic!("transport error: {e}"),
-        };
-        assert_eq!(resp.content_type(), "text/event-stream");
-        let mut body = resp.into_reader();
-        let (tx, events) = mpsc::channel();
-        let closed = Arc::new(AtomicBool::new(false));
-        let reader_closed = closed.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let (bytes_tx, bytes_rx) =
-                    tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    // Each read returns at the latest with the next heartbeat; after the
-                    // client dropped the stream the connection is closed (body dropped).
-                    while !reader_closed.load(Ordering::Relaxed) {
-                        match body.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                let chunk = bytes::Bytes::copy_from_slice(&buf[..n]);
-                                if bytes_tx.blocking_send(Ok(chunk)).is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                });
-                let chunks = futures_util::stream::unfold(bytes_rx, |mut rx| async move {
-                    rx.recv().await.map(|item| (item, rx))
-                });
-                let mut decoded = sse_stream::SseByteStream::new(Box::pin(chunks));
-                while let Some(Ok(event)) = decoded.next().await {
-                    if tx.send(event).is_err() {
-                        break;
-                    }
-                }
-            });
-        });
-        Ok(Stream { events, closed })
-    }
-
-    /// Every event until the stream closes.
-    fn all(self) -> Vec<Sse> {
-        let mut out = Vec::new();
-        while let Ok(e) = self.events.recv_timeout(common::PATIENCE) {
-            out.push(e);
-        }
-        out
-    }
-
-    /// The next event with an `event:` name (retry hints and comments skipped).
-    fn next_named(&self) -> Sse {
-        loop {
-            let e = self
-                .events
-                .recv_timeout(common::PATIENCE)
-                .expect("an event in time");
-            if e.event.is_some() {
-                return e;
-            }
-        }
-    }
-}
-
-fn named<'a>(events: &'a [Sse], name: &str) -> Vec<&'a Sse> {
-    events
-        .iter()
-        .filter(|e| e.event.as_deref() == Some(name))
-        .collect()
-}
-
-fn data(e: &Sse) -> Value {
-    serde_json::from_str(e.data.as_deref().unwrap_or("null")).unwrap()
-}
 
 /// A finished call of `provider` with at least two messages: its id and its GET answer.
 fn ended_call_with_messages(h: &Harness, provider: &str) -> (String, Value) {
@@ -140,10 +31,6 @@ fn ended_call_with_messages(h: &Harness, provider: &str) -> (String, Value) {
         .get(&format!("/v1/calls?provider={provider}&limit=5{agent}"))
         .text;
     panic!("no finished {provider} call with two messages: {listed:.1500}");
-}
-
-fn urlencode(id: &str) -> String {
-    form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
 #[test]
@@ -333,7 +220,10 @@ fn a_live_call_streams_each_message_as_it_comes_and_a_client_that_drops_out_resu
         live_step: Some(Duration::from_millis(150)),
         ..SimOptions::default()
     };
-    let h = Harness::start_configured(sims, "[events]\npoll_ms = 100\npoll_quiet_max_ms = 200\n");
+    let h = Harness::start_configured(
+        sims,
+        "[events]\npoll_ms = 100\npoll_quiet_max_ms = 200\nstream_status_poll_ms = 100\n",
+    );
     let bimpe_agent = h.sim(VendorKind::Bimpe).agent_ids()[0].clone();
     let create = |provider: &str, to: &str| {
         let body = match provider {

@@ -131,6 +131,13 @@ pub fn compile(file: &Path, text: &str) -> Result<Adapter, Vec<AdapterError>> {
             .as_ref()
             .and_then(|c| condition(&mut cx, "errors.error_when", c)),
     };
+    let id_params: Vec<String> = id_parts.iter().map(|p| p.param.clone()).collect();
+    let events = super::events::compile_events(
+        &mut cx,
+        spec.events.as_ref(),
+        &id_params,
+        messages.is_some(),
+    );
     check_statuses(&mut cx, &spec, &call);
     if !cx.errors.is_empty() {
         return Err(cx.errors);
@@ -149,6 +156,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Adapter, Vec<AdapterError>> {
         call,
         messages,
         statuses: spec.statuses,
+        events,
     })
 }
 

@@ -6,6 +6,7 @@
 
 mod compile;
 mod compile_ops;
+pub mod events;
 pub mod fields;
 pub mod fit;
 pub mod listing;
@@ -61,6 +62,8 @@ pub struct Adapter {
     pub messages: Option<MessageMapping>,
     /// The vendor's documented status values (all mapped; `check` lists them).
     pub statuses: Vec<String>,
+    /// How live events are read (`[events]`).
+    pub events: events::EventSource,
 }
 
 #[derive(Debug)]

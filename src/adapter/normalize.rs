@@ -281,54 +281,61 @@ impl Adapter {
     }
 }
 
+impl Adapter {
+    /// Normalizes one message node (as `[messages]` finds them in a call, or a vendor stream
+    /// sends them); `None` when the adapter has no `[messages]`.
+    pub fn normalize_message(&self, node: &Json, drift: &mut Vec<Drift>) -> Option<Message> {
+        let mm = self.messages.as_ref()?;
+        let mut ev = Evaluator {
+            params: Params(&[]),
+            drift,
+        };
+        Some(message(mm, node, &mut ev))
+    }
+}
+
 fn messages(mm: &MessageMapping, item: &Json, ev: &mut Evaluator<'_>) -> Vec<Message> {
-    let rule = |f: MessageField| mm.rules[f.index()].as_ref();
     mm.path
         .elements(item)
         .into_iter()
-        .map(|node| {
-            let attachments = mm
-                .attachments
-                .as_ref()
-                .map(|am| {
-                    am.path
-                        .elements(node)
-                        .into_iter()
-                        .filter_map(|a| {
-                            let r = |f: AttachmentField| am.rules[f.index()].as_ref();
-                            Some(Attachment {
-                                url: ev.text(
-                                    "messages.attachments.url",
-                                    r(AttachmentField::Url),
-                                    a,
-                                )?,
-                                kind: ev.text(
-                                    "messages.attachments.type",
-                                    r(AttachmentField::Type),
-                                    a,
-                                ),
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            Message {
-                id: ev.text("messages.id", rule(MessageField::Id), node),
-                role: ev
-                    .enumerated(
-                        "messages.role",
-                        EnumKind::Role,
-                        rule(MessageField::Role),
-                        node,
-                    )
-                    .and_then(MessageRole::parse),
-                content: ev.text("messages.content", rule(MessageField::Content), node),
-                created_at: ev.timestamp("messages.createdAt", rule(MessageField::CreatedAt), node),
-                attachments,
-                status: ev.text("messages.status", rule(MessageField::Status), node),
-            }
-        })
+        .map(|node| message(mm, node, ev))
         .collect()
+}
+
+fn message(mm: &MessageMapping, node: &Json, ev: &mut Evaluator<'_>) -> Message {
+    let rule = |f: MessageField| mm.rules[f.index()].as_ref();
+    let attachments = mm
+        .attachments
+        .as_ref()
+        .map(|am| {
+            am.path
+                .elements(node)
+                .into_iter()
+                .filter_map(|a| {
+                    let r = |f: AttachmentField| am.rules[f.index()].as_ref();
+                    Some(Attachment {
+                        url: ev.text("messages.attachments.url", r(AttachmentField::Url), a)?,
+                        kind: ev.text("messages.attachments.type", r(AttachmentField::Type), a),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Message {
+        id: ev.text("messages.id", rule(MessageField::Id), node),
+        role: ev
+            .enumerated(
+                "messages.role",
+                EnumKind::Role,
+                rule(MessageField::Role),
+                node,
+            )
+            .and_then(MessageRole::parse),
+        content: ev.text("messages.content", rule(MessageField::Content), node),
+        created_at: ev.timestamp("messages.createdAt", rule(MessageField::CreatedAt), node),
+        attachments,
+        status: ev.text("messages.status", rule(MessageField::Status), node),
+    }
 }
 
 fn sources(paths: &[super::path::JsonPath]) -> String {

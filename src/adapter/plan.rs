@@ -32,6 +32,16 @@ pub struct VendorRequest {
     pub headers: Vec<(String, String)>,
 }
 
+impl VendorRequest {
+    /// The value of one of the request's own headers (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// A planned list page: the request, and what callgate must do with the answer.
 #[derive(Clone, Debug)]
 pub struct ListPlan {
@@ -416,6 +426,15 @@ fn bound(
             ))
         }
     }
+}
+
+/// The vendor request of an endpoint whose placeholders are the id's params (event streams).
+pub(super) fn build_request(
+    ep: &Endpoint,
+    params: Params<'_>,
+    query: Vec<(String, String)>,
+) -> Result<VendorRequest, Problem> {
+    build(ep, params, query, &|_| "id".into())
 }
 
 /// The vendor request of an endpoint for `params`. A value that would be a path step of its own

@@ -37,6 +37,73 @@ pub struct AdapterSpec {
     /// filter); a superset, refined by `local = true`.
     #[serde(default)]
     pub filter_values: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// How the vendor streams a call's events; without it callgate polls `get_call`.
+    #[serde(default)]
+    pub events: Option<EventsSpec>,
+}
+
+/// `[events]`: how live events of a call are read from the vendor.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSpec {
+    pub style: EventStyle,
+    /// `sse`: a single-use credential obtained before every (re)connect.
+    #[serde(default)]
+    pub ticket: Option<TicketSpec>,
+    /// `sse`: the vendor's stream of a call's messages.
+    #[serde(default)]
+    pub stream: Option<StreamSpec>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStyle {
+    /// Read `get_call` repeatedly and compare (the default without `[events]`).
+    Poll,
+    /// The vendor's Server-Sent Events stream carries the messages; status comes from `get_call`.
+    Sse,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketSpec {
+    pub method: String,
+    /// Path template; placeholders are the id's params (as in `get_call`).
+    pub path: String,
+    /// Where the ticket is in the answer.
+    pub value: PathsSpec,
+    /// The stream's query parameter that carries it.
+    pub param: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    /// Path template of the `GET`; placeholders are the id's params.
+    pub path: String,
+    /// Fixed query parameters.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// The header a reconnect names the last message in (default `Last-Event-ID`) …
+    #[serde(default)]
+    pub resume_header: Option<String>,
+    /// … or the query parameter instead.
+    #[serde(default)]
+    pub resume_param: Option<String>,
+    /// The `event:` type of a message (default `message`).
+    #[serde(default)]
+    pub message_event: Option<String>,
+    /// Where the message object is in the event's JSON data (default `$`); it is read with
+    /// `[messages.fields]`.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The vendor's keep-alive event type, if it sends one (read, never forwarded).
+    #[serde(default)]
+    pub heartbeat_event: Option<String>,
+    /// Nothing received for this long: the stream is dead and callgate reconnects (default
+    /// 60,000; set it above the vendor's heartbeat interval).
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

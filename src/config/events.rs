@@ -14,6 +14,10 @@ pub struct EventsSettings {
     /// The longest pause between two reads of a live call that stopped changing (the pause
     /// doubles while nothing changes).
     pub poll_quiet_max_ms: u64,
+    /// For a vendor that streams messages (adapter `[events] style = "sse"`): how often the
+    /// call is read for its status (its stream carries messages only). While the vendor stream
+    /// is down the call is read every `poll_ms` instead, so no message waits for it.
+    pub stream_status_poll_ms: u64,
     /// A comment line every this many seconds keeps idle connections (and proxies) open.
     pub heartbeat_seconds: u64,
     /// The `retry:` hint (milliseconds) given when a stream opens and when callgate ends it.
@@ -34,6 +38,7 @@ impl Default for EventsSettings {
         EventsSettings {
             poll_ms: 1000,
             poll_quiet_max_ms: 10_000,
+            stream_status_poll_ms: 5000,
             heartbeat_seconds: 15,
             retry_ms: 3000,
             max_duration_seconds: 3600,
@@ -51,6 +56,10 @@ impl EventsSettings {
 
     pub fn poll_quiet_max(&self) -> Duration {
         Duration::from_millis(self.poll_quiet_max_ms)
+    }
+
+    pub fn stream_status_poll(&self) -> Duration {
+        Duration::from_millis(self.stream_status_poll_ms)
     }
 
     pub fn heartbeat(&self) -> Duration {
@@ -72,6 +81,12 @@ pub(super) fn build(s: EventsSettings, errs: &mut Errors) -> EventsSettings {
         errs.add(
             "events.poll_ms",
             "must be at least 100 (each read is a vendor request)",
+        );
+    }
+    if s.stream_status_poll_ms < s.poll_ms {
+        errs.add(
+            "events.stream_status_poll_ms",
+            "must be at least events.poll_ms",
         );
     }
     if s.poll_quiet_max_ms < s.poll_ms {

@@ -213,6 +213,86 @@ impl VendorClient {
     }
 }
 
+/// A vendor's event stream, open: its body read chunk by chunk as it comes.
+pub struct VendorStream {
+    session: HttpSession,
+}
+
+impl VendorStream {
+    /// The next piece of the body; `None` when the vendor ended it. Nothing for the stream's
+    /// idle timeout is [`ExchangeError::Timeout`].
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ExchangeError> {
+        self.session
+            .read_response_body()
+            .await
+            .map_err(|e| classify(&e, false))
+    }
+}
+
+/// How opening a stream went when the request was answered.
+pub enum Opened {
+    /// A 2xx answer: the stream.
+    Stream(Box<VendorStream>),
+    /// Any other answer, read whole (bounded): the vendor refused, as its body says.
+    Refused(VendorAnswer),
+}
+
+impl VendorClient {
+    /// Opens a long-lived stream (a `GET` answered with Server-Sent Events) on a connection of
+    /// its own, never taken from or given back to the idle pool. The provider's timeout bounds
+    /// connecting and the answer's header; then `idle` bounds each wait for more of the body.
+    pub async fn open_stream(
+        &self,
+        provider: &Provider,
+        req: &VendorRequest,
+        request_id: &str,
+        idle: std::time::Duration,
+        max_body: usize,
+    ) -> Result<Opened, ExchangeError> {
+        let peer = &provider.upstream.peer;
+        let mut session = self
+            .connector
+            .get_http_session(peer)
+            .await
+            .map_err(|e| classify(&e, true))?
+            .0;
+        let header = request_header(provider, req, request_id).map_err(|e| classify(&e, false))?;
+        let sent = async {
+            session.write_request_header(Box::new(header)).await?;
+            session.finish_request_body().await?;
+            session.read_response_header().await
+        };
+        sent.await.map_err(|e| classify(&e, false))?;
+        let (status, retry_after) = {
+            let h = session
+                .response_header()
+                .ok_or_else(|| ExchangeError::Broken("no response header".into()))?;
+            let retry = h.headers.get("retry-after").and_then(|v| v.to_str().ok());
+            (h.status.as_u16(), retry.map(str::to_string))
+        };
+        if (200..300).contains(&status) {
+            session.set_read_timeout(Some(idle));
+            return Ok(Opened::Stream(Box::new(VendorStream { session })));
+        }
+        let mut body = Collected::new(None);
+        while let Some(chunk) = session
+            .read_response_body()
+            .await
+            .map_err(|e| classify(&e, false))?
+        {
+            if body.len() + chunk.len() > max_body {
+                return Err(ExchangeError::TooLarge);
+            }
+            body.push(chunk);
+        }
+        Ok(Opened::Refused(VendorAnswer {
+            status,
+            retry_after,
+            body: body.into_bytes(),
+        }))
+    }
+}
+
 /// The headers callgate sends a vendor, in order: `(name, value, is_secret)`. Shared by the
 /// exchange and `callgate explain`, which prints them with the secret values redacted.
 pub fn outgoing_headers(
@@ -222,7 +302,13 @@ pub fn outgoing_headers(
 ) -> Vec<(String, String, bool)> {
     let mut out = vec![
         ("Host".to_string(), provider.upstream.host.clone(), false),
-        ("Accept".to_string(), "application/json".to_string(), false),
+        (
+            "Accept".to_string(),
+            req.header("accept")
+                .unwrap_or("application/json")
+                .to_string(),
+            false,
+        ),
         (
             "User-Agent".to_string(),
             concat!("callgate/", env!("CARGO_PKG_VERSION")).to_string(),
@@ -231,7 +317,9 @@ pub fn outgoing_headers(
         ("X-Request-Id".to_string(), request_id.to_string(), false),
     ];
     for (name, value) in &req.headers {
-        out.push((name.clone(), value.clone(), false));
+        if !name.eq_ignore_ascii_case("accept") {
+            out.push((name.clone(), value.clone(), false));
+        }
     }
     for (name, value) in &provider.auth_headers {
         out.push((name.clone(), value.expose().to_string(), true));

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod serve;
+pub mod sse;
 
 use callgate::config::{self, Runtime};
 use callgate::server::RunningGateway;

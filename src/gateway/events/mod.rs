@@ -1,11 +1,12 @@
 //! Live call events — `GET /v1/calls/{id}/events` as `text/event-stream`.
 //!
-//! - **One reader per call** ([`Hub`]): every client watching a call shares one poller, which
-//!   reads the call through the vendor side (`get_call`: breaker, bulkhead, retries, health as
-//!   for any read) and publishes each view in a `watch` channel. It reads every
-//!   `[events] poll_ms` while the call changes and backs off (doubling, up to
-//!   `poll_quiet_max_ms`) while it does not; it stops when the call has ended or the last
-//!   client has left (clients hold the watched call; the poller holds it only weakly).
+//! - **One reader per call** ([`Hub`]): every client watching a call shares one reader, which
+//!   publishes each view of the call in a `watch` channel; it stops when the call has ended or
+//!   the last client has left (clients hold the watched call; the reader holds it only weakly).
+//!   Which reader is the adapter's word (`[events]`): [`source::poll`] reads the call through
+//!   the vendor side (`get_call`: breaker, bulkhead, retries, health as for any read) every
+//!   `[events] poll_ms` while it changes, backing off while it does not; [`upstream::stream`]
+//!   reads the vendor's own stream of messages and the call's status from `get_call`.
 //! - **Each client its own position** ([`EventStream`]): a [`Tracker`] from the client's
 //!   `Last-Event-ID` (or `?after=`) turns each view into the events that client has not seen,
 //!   so a client that reads slowly skips views but loses no message (views are cumulative),
@@ -13,24 +14,24 @@
 //!   `slow_client_timeout_ms` is disconnected by the proxy; it resumes with the last id it read.
 //! - **Bounds**: streams in all and per tenant (`429` over them, before the first byte), a
 //!   maximum duration, a heartbeat comment, a `retry:` hint when the stream opens and when
-//!   callgate ends it (duration reached, or the process draining for a stop or an upgrade).
+//!   callgate ends it (duration reached, the process draining for a stop or an upgrade, or the
+//!   vendor refusing to stream again).
 //!
 //! Anything refused before the stream starts (unknown call, other tenant's provider, limits,
-//! the first read failing) is an ordinary problem answer. Vendors with a stream of their own
-//! are read this way too for now (their stream is not used yet).
+//! the first read failing, the vendor refusing its stream) is an ordinary problem answer.
+
+mod source;
+mod upstream;
 
 use super::plan::GetPlan;
-use super::read::normalized_call;
-use super::upstream::{Exchange, VendorSide};
+use super::upstream::VendorSide;
 use crate::canonical::events::{Event, Resume, Tracker};
-use crate::canonical::{Call, ErrorCode, Operation, Problem};
+use crate::canonical::{Call, ErrorCode, Problem};
 use crate::config::{EventsSettings, Provider};
-use crate::layers::retry::Resend;
 use bytes::Bytes;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -58,15 +59,18 @@ pub enum Ended {
     SlowClient,
     /// The client went away.
     ClientGone,
+    /// The vendor refused to open its stream again (the client resumes later).
+    UpstreamRefused,
 }
 
 impl Ended {
-    const ALL: [Ended; 5] = [
+    const ALL: [Ended; 6] = [
         Ended::CallEnded,
         Ended::MaxDuration,
         Ended::Draining,
         Ended::SlowClient,
         Ended::ClientGone,
+        Ended::UpstreamRefused,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +80,7 @@ impl Ended {
             Ended::Draining => "draining",
             Ended::SlowClient => "slow_client",
             Ended::ClientGone => "client_gone",
+            Ended::UpstreamRefused => "upstream_refused",
         }
     }
 }
@@ -87,6 +92,7 @@ struct EventMetrics {
     open: IntGauge,
     sent: IntCounterVec,
     reads: IntCounterVec,
+    upstream: IntCounterVec,
     ended: IntCounterVec,
 }
 
@@ -110,15 +116,21 @@ impl EventMetrics {
             "Reads of watched calls from their vendors (one per poll, shared by every client of the call), by result.",
             &["provider", "result"],
         );
+        let upstream = counter(
+            "callgate_event_upstream_connects_total",
+            "Vendor event streams opened (one per watched call, and one per reconnect), by result (ok, refused, failed).",
+            &["provider", "result"],
+        );
         let ended = counter(
             "callgate_event_streams_ended_total",
-            "Event streams ended, by reason (call_ended, max_duration, draining, slow_client, client_gone).",
+            "Event streams ended, by reason (call_ended, max_duration, draining, slow_client, client_gone, upstream_refused).",
             &["reason"],
         );
         for c in [
             Box::new(open.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(sent.clone()),
             Box::new(reads.clone()),
+            Box::new(upstream.clone()),
             Box::new(ended.clone()),
         ] {
             r.register(c).expect("unique metric");
@@ -133,6 +145,7 @@ impl EventMetrics {
             open,
             sent,
             reads,
+            upstream,
             ended,
         }
     }
@@ -303,7 +316,8 @@ impl Hub {
         let (tx, rx) = watch::channel(None);
         let watched = Arc::new(Watched { views: rx });
         map.insert(key.clone(), Arc::downgrade(&watched));
-        let poller = Poller {
+        let streams = provider.adapter.sse().is_some();
+        let reader = source::Reader {
             hub: self.clone(),
             key,
             watched: Arc::downgrade(&watched),
@@ -314,88 +328,14 @@ impl Hub {
             max_body,
             fast: settings.poll(),
             slowest: settings.poll_quiet_max(),
+            status_poll: settings.stream_status_poll(),
         };
-        tokio::spawn(poller.run());
+        if streams {
+            tokio::spawn(upstream::stream(reader));
+        } else {
+            tokio::spawn(source::poll(reader));
+        }
         watched
-    }
-}
-
-/// Reads one watched call until it ends or nobody watches it.
-struct Poller {
-    hub: Arc<Hub>,
-    key: String,
-    watched: Weak<Watched>,
-    views: watch::Sender<Option<View>>,
-    vendor: Arc<VendorSide>,
-    provider: Arc<Provider>,
-    plan: GetPlan,
-    max_body: usize,
-    fast: Duration,
-    slowest: Duration,
-}
-
-impl Poller {
-    async fn run(self) {
-        let mut pause = self.fast;
-        let mut last: Option<Call> = None;
-        while self.watched.strong_count() > 0 {
-            let view = self.read().await;
-            let result = if view.is_ok() { "ok" } else { "error" };
-            self.hub
-                .metrics
-                .reads
-                .with_label_values(&[&self.provider.name, result])
-                .inc();
-            let (changed, over) = match &view {
-                Ok(call) => (last.as_ref() != Some(call), !call.status.is_live()),
-                Err(_) => (false, false),
-            };
-            if let Ok(call) = &view {
-                last = Some(call.clone());
-            }
-            // A failed read is published only while there is no view yet (the opening
-            // client answers it); later failures keep the last view and the poller tries again.
-            if view.is_ok() || self.views.borrow().is_none() {
-                self.views.send_replace(Some(Arc::new(view)));
-            }
-            if over {
-                break;
-            }
-            pause = if changed {
-                self.fast
-            } else {
-                (pause * 2).min(self.slowest)
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                // Every client's receiver is gone.
-                _ = self.views.closed() => {}
-            }
-        }
-        let mut map = match self.hub.watched.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        if map.get(&self.key).is_some_and(|w| w.ptr_eq(&self.watched)) {
-            map.remove(&self.key);
-        }
-    }
-
-    /// One read of the call, through the vendor side.
-    async fn read(&self) -> Result<Call, Problem> {
-        let request_id = super::answer::request_id(None);
-        let cx = Exchange {
-            request_id: &request_id,
-            max_body: self.max_body,
-            resend: Resend::Read,
-            operation: Operation::GetCall,
-            deadline: None,
-        };
-        let (answer, mut facts) = self
-            .vendor
-            .exchange(&self.provider, &self.plan.request, cx)
-            .await;
-        answer.and_then(|a| normalized_call(&self.provider, &self.plan, &a, &mut facts))
     }
 }
 
@@ -489,7 +429,12 @@ impl EventStream {
     fn take_view(&mut self) {
         let view = self.views.borrow_and_update().clone();
         let Some(view) = view else { return };
-        let Ok(call) = &*view else { return };
+        let call = match &*view {
+            Ok(call) => call,
+            // Published only when the vendor refused to go on streaming: the client resumes
+            // later from its last id.
+            Err(_) => return self.end(Ended::UpstreamRefused),
+        };
         let now = crate::canonical::timestamp::now();
         for e in self.tracker.observe(call, &now) {
             self.send(&e);
