@@ -166,8 +166,8 @@ fn check_summarizes_a_good_config() {
         "    credentials: api_key from $CGT_Z_KEY, api_secret from $CGT_Z_SECRET",
         "    agents: agt_1",
         "adapters (3):",
-        "operations get_call, list_calls; 19 documented statuses, all mapped",
-        "operations get_call, list_calls; 7 documented statuses, all mapped",
+        "operations get_call, list_calls; 19 documented statuses, all mapped; live events polled",
+        "7 documented statuses, all mapped; live events its own stream (SSE, a ticket per connect)",
     ] {
         assert!(out.contains(want), "want {want:?} in:\n{out}");
     }

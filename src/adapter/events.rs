@@ -259,3 +259,122 @@ impl Adapter {
             .ok_or_else(|| "the adapter has no [messages]".to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{EventSource, ResumeBy, StreamEvent};
+    use crate::adapter::{compile, Adapter, AdapterError};
+    use std::path::Path;
+
+    const BIMPE: &str = include_str!("../../adapters/bimpe.toml");
+
+    fn compiled(text: &str) -> Result<Adapter, Vec<AdapterError>> {
+        compile(Path::new("bimpe.toml"), text)
+    }
+
+    fn places(text: &str) -> Vec<String> {
+        compiled(text)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| format!("{}: {}", e.place, e.reason))
+            .collect()
+    }
+
+    #[test]
+    fn bimpe_streams_behind_a_ticket_and_plans_both_requests() {
+        let a = compiled(BIMPE).unwrap();
+        let s = a.sse().expect("bimpe streams");
+        assert_eq!(s.resume, ResumeBy::Header("Last-Event-ID".into()));
+        let params = vec![
+            ("agent_id".to_string(), "agt 1".to_string()),
+            ("call_id".to_string(), "c1".to_string()),
+        ];
+        let ticket = a.plan_ticket(&params).unwrap();
+        assert_eq!(ticket.method, "POST");
+        assert_eq!(
+            ticket.path_and_query,
+            "/api/v1/console/agents/agt%201/conversations/c1/stream-ticket"
+        );
+        let stream = a
+            .plan_stream(&params, Some("tk_1"), Some("chat_9"))
+            .unwrap();
+        assert_eq!(
+            stream.path_and_query,
+            "/api/v1/console/agents/agt%201/conversations/c1/stream?ticket=tk_1"
+        );
+        assert_eq!(stream.header("last-event-id"), Some("chat_9"));
+        assert_eq!(stream.header("accept"), Some("text/event-stream"));
+        let answer: crate::adapter::Json =
+            serde_json::from_str(r#"{"ticket": "tk_2", "expires_in": 60}"#).unwrap();
+        assert_eq!(a.read_ticket(&answer).as_deref(), Some("tk_2"));
+    }
+
+    #[test]
+    fn stream_events_are_read_with_the_message_fields() {
+        let a = compiled(BIMPE).unwrap();
+        let mut drift = Vec::new();
+        let data = r#"{"id": "chat_1", "conversation_id": "c1", "role": "assistant", "message": "Hello", "message_type": "text", "created_at": "2026-12-05T10:00:00Z"}"#;
+        let Ok(StreamEvent::Message(m)) = a.stream_event(Some("message"), Some(data), &mut drift)
+        else {
+            panic!("a message");
+        };
+        assert_eq!(m.id.as_deref(), Some("chat_1"));
+        assert_eq!(m.content.as_deref(), Some("Hello"));
+        assert_eq!(
+            serde_json::to_value(m.role).unwrap(),
+            serde_json::json!("agent")
+        );
+        let beat = a.stream_event(Some("heartbeat"), Some(r#"{"ts": 1}"#), &mut drift);
+        assert_eq!(beat, Ok(StreamEvent::Heartbeat));
+        assert_eq!(
+            a.stream_event(Some("typing"), None, &mut drift),
+            Ok(StreamEvent::Other)
+        );
+        let bad = a.stream_event(Some("message"), Some("not json"), &mut drift);
+        assert!(bad.unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn a_wrong_events_table_is_refused_with_its_place() {
+        let no_stream = BIMPE.replace(
+            "[events.stream]\npath = \"/api/v1/console/agents/{agent_id}/conversations/{call_id}/stream\"",
+            "[events.other]\npath = \"/x\"",
+        );
+        assert!(!places(&no_stream).is_empty());
+        let bad_param = BIMPE.replace(
+            "conversations/{call_id}/stream\"",
+            "conversations/{chat}/stream\"",
+        );
+        assert!(
+            places(&bad_param)
+                .iter()
+                .any(|p| p.starts_with("events.stream.path: placeholder {chat}")),
+            "{:?}",
+            places(&bad_param)
+        );
+        let both = BIMPE.replace(
+            "resume_header = \"Last-Event-ID\"",
+            "resume_header = \"Last-Event-ID\"\nresume_param = \"after\"",
+        );
+        assert!(places(&both)
+            .iter()
+            .any(|p| p.starts_with("events.stream: resume_header and resume_param")));
+        let short = BIMPE.replace("idle_timeout_ms = 60000", "idle_timeout_ms = 10");
+        assert!(places(&short)
+            .iter()
+            .any(|p| p.starts_with("events.stream.idle_timeout_ms")));
+        let polled = BIMPE.replace("style = \"sse\"", "style = \"poll\"");
+        assert!(places(&polled)
+            .iter()
+            .any(|p| p.starts_with("events: style = \"poll\" takes no")));
+        let none = BIMPE.split("[events]").next().unwrap().to_string()
+            + BIMPE
+                .split("[maps.status]")
+                .nth(1)
+                .map(|r| format!("[maps.status]{r}"))
+                .unwrap()
+                .as_str();
+        assert!(matches!(compiled(&none).unwrap().events, EventSource::Poll));
+    }
+}

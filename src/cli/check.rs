@@ -147,9 +147,14 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
         if a.list.is_some() {
             ops.push("list_calls");
         }
+        let events = match a.sse() {
+            Some(s) if s.ticket.is_some() => "its own stream (SSE, a ticket per connect)",
+            Some(_) => "its own stream (SSE)",
+            None => "polled",
+        };
         let _ = writeln!(
             out,
-            "  {}  {} ({}): operations {}; {} documented statuses, all mapped",
+            "  {}  {} ({}): operations {}; {} documented statuses, all mapped; live events {events}",
             a.vendor,
             a.name,
             a.file.display(),
