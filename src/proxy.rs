@@ -181,6 +181,7 @@ async fn write_stream(
             stream.abandoned(e.etype() == &ErrorType::WriteTimedout);
             break;
         }
+        stream.written();
     }
     // The connection is not reused after a stream: its client reconnects anyway.
     session.set_keepalive(None);

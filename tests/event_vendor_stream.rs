@@ -144,6 +144,9 @@ fn a_bimpe_call_streams_through_its_vendor_stream_with_a_new_ticket_per_connect_
         "callgate_event_upstream_connects_total{provider=\"bimpe\",result=\"ok\"}",
     );
     assert!(ok.unwrap_or(0.0) >= 2.0, "{ok:?}");
+    // Each message said after the stream opened was timed from the vendor's event to the client.
+    let timed = metric_line(&h, "callgate_event_delivery_seconds_count");
+    assert!(timed.unwrap_or(0.0) >= 1.0, "{timed:?}");
 }
 
 #[test]

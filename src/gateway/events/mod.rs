@@ -29,14 +29,21 @@ use crate::canonical::events::{Event, Resume, Tracker};
 use crate::canonical::{Call, ErrorCode, Problem};
 use crate::config::{EventsSettings, Provider};
 use bytes::Bytes;
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The latest view of a watched call: the call, or why the last read failed.
-type View = Arc<Result<Call, Problem>>;
+type View = Arc<Published>;
+
+/// A view as its reader published it.
+struct Published {
+    view: Result<Call, Problem>,
+    /// When it was published: what a client's delivery time is measured from.
+    at: Instant,
+}
 
 /// A call being watched; clients hold it, its poller only weakly.
 struct Watched {
@@ -94,6 +101,7 @@ struct EventMetrics {
     reads: IntCounterVec,
     upstream: IntCounterVec,
     ended: IntCounterVec,
+    delivery: Histogram,
 }
 
 impl EventMetrics {
@@ -126,8 +134,20 @@ impl EventMetrics {
             "Event streams ended, by reason (call_ended, max_duration, draining, slow_client, client_gone, upstream_refused).",
             &["reason"],
         );
+        let delivery = Histogram::with_opts(
+            HistogramOpts::new(
+                "callgate_event_delivery_seconds",
+                "From a vendor event (or a read that changed the call) to its event written to a client, per client.",
+            )
+            .buckets(vec![
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1, 0.25, 1.0,
+            ]),
+        )
+        .expect("valid metric");
         for c in [
             Box::new(open.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(delivery.clone()),
             Box::new(sent.clone()),
             Box::new(reads.clone()),
             Box::new(upstream.clone()),
@@ -147,6 +167,7 @@ impl EventMetrics {
             reads,
             upstream,
             ended,
+            delivery,
         }
     }
 }
@@ -268,7 +289,7 @@ impl Hub {
             Ok(v) => v.clone(),
             Err(_) => None,
         };
-        match first.as_deref() {
+        match first.as_deref().map(|p| &p.view) {
             Some(Ok(_)) => {}
             Some(Err(p)) => return Err(p.clone()),
             None => {
@@ -279,12 +300,14 @@ impl Hub {
             }
         }
         let mut pending = VecDeque::new();
-        pending.extend(sse_stream::Sse::default().retry(s.retry_ms).encode().ok());
+        let hint = sse_stream::Sse::default().retry(s.retry_ms).encode().ok();
+        pending.extend(hint.map(|h| (h, None)));
         Ok(EventStream {
             _watched: watched,
             views,
             tracker: Tracker::new(resume),
             pending,
+            in_flight: None,
             seen_first: false,
             heartbeat: tokio::time::interval_at(Instant::now() + s.heartbeat(), s.heartbeat()),
             ends_at: Instant::now() + s.max_duration(),
@@ -353,7 +376,11 @@ pub struct EventStream {
     _watched: Arc<Watched>,
     views: watch::Receiver<Option<View>>,
     tracker: Tracker,
-    pending: VecDeque<Bytes>,
+    /// Chunks to write, each with when the view it came from was published (events of views
+    /// that arrived while the stream was open).
+    pending: VecDeque<(Bytes, Option<Instant>)>,
+    /// The publication time of the chunk being written.
+    in_flight: Option<Instant>,
     /// The view present when the stream opened was turned into events.
     seen_first: bool,
     heartbeat: tokio::time::Interval,
@@ -377,7 +404,8 @@ impl EventStream {
     /// The next chunk to write, or `None` once the stream is over.
     pub async fn next(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(chunk) = self.pending.pop_front() {
+            if let Some((chunk, at)) = self.pending.pop_front() {
+                self.in_flight = at;
                 return Some(chunk);
             }
             if self.ended.is_some() {
@@ -385,7 +413,7 @@ impl EventStream {
             }
             if !self.seen_first {
                 self.seen_first = true;
-                self.take_view();
+                self.take_view(false);
                 continue;
             }
             let wake = tokio::select! {
@@ -395,12 +423,13 @@ impl EventStream {
                 _ = self.draining.wait_for(|d| *d) => Wake::Draining,
             };
             match wake {
-                Wake::View(true) => self.take_view(),
+                Wake::View(true) => self.take_view(true),
                 // The poller stopped without an end (it ends only with the call).
                 Wake::View(false) => self.end(Ended::CallEnded),
                 Wake::Heartbeat => {
                     self.metrics.sent.with_label_values(&["heartbeat"]).inc();
-                    self.pending.push_back(Bytes::from_static(HEARTBEAT));
+                    self.pending
+                        .push_back((Bytes::from_static(HEARTBEAT), None));
                 }
                 Wake::MaxDuration => self.end(Ended::MaxDuration),
                 Wake::Draining => self.end(Ended::Draining),
@@ -421,15 +450,25 @@ impl EventStream {
         }
     }
 
+    /// The last chunk [`next`](Self::next) gave was written to the client: its delivery time
+    /// is observed when it carried an event of a view that arrived while the stream was open.
+    pub fn written(&mut self) {
+        if let Some(at) = self.in_flight.take() {
+            self.metrics.delivery.observe(at.elapsed().as_secs_f64());
+        }
+    }
+
     /// Why the stream ended, once it has.
     pub fn ended(&self) -> Option<Ended> {
         self.ended
     }
 
-    fn take_view(&mut self) {
+    /// Turns the latest view into events; `timed`: it arrived while the stream was open.
+    fn take_view(&mut self, timed: bool) {
         let view = self.views.borrow_and_update().clone();
-        let Some(view) = view else { return };
-        let call = match &*view {
+        let Some(published) = view else { return };
+        let at = timed.then_some(published.at);
+        let call = match &published.view {
             Ok(call) => call,
             // Published only when the vendor refused to go on streaming: the client resumes
             // later from its last id.
@@ -437,7 +476,7 @@ impl EventStream {
         };
         let now = crate::canonical::timestamp::now();
         for e in self.tracker.observe(call, &now) {
-            self.send(&e);
+            self.send(&e, at);
         }
         if self.tracker.ended() {
             self.ended = Some(Ended::CallEnded);
@@ -448,7 +487,7 @@ impl EventStream {
         }
     }
 
-    fn send(&mut self, e: &Event) {
+    fn send(&mut self, e: &Event, at: Option<Instant>) {
         let framed = sse_stream::Sse::default()
             .event(e.kind.name())
             .id(e.id.clone())
@@ -456,14 +495,14 @@ impl EventStream {
             .encode();
         if let Ok(chunk) = framed {
             self.metrics.sent.with_label_values(&[e.kind.name()]).inc();
-            self.pending.push_back(chunk);
+            self.pending.push_back((chunk, at));
         }
     }
 
     /// callgate ends the stream: a retry hint, and the client resumes from its last id.
     fn end(&mut self, why: Ended) {
         if let Ok(hint) = sse_stream::Sse::default().retry(self.retry_ms).encode() {
-            self.pending.push_back(hint);
+            self.pending.push_back((hint, None));
         }
         self.ended = Some(why);
         self.metrics.ended.with_label_values(&[why.name()]).inc();

@@ -4,7 +4,7 @@
 //! stream (the adapter's `[events] style = "poll"`), [`super::upstream`] the loop for vendors
 //! that stream messages.
 
-use super::{Hub, View, Watched};
+use super::{Hub, Published, View, Watched};
 use crate::canonical::{Call, Operation, Problem};
 use crate::config::Provider;
 use crate::gateway::plan::GetPlan;
@@ -50,7 +50,9 @@ impl Reader {
     }
 
     pub fn publish(&self, view: Result<Call, Problem>) {
-        self.views.send_replace(Some(Arc::new(view)));
+        let at = tokio::time::Instant::now();
+        self.views
+            .send_replace(Some(Arc::new(Published { view, at })));
     }
 
     /// One read of the call, through the vendor side, counted.
