@@ -179,7 +179,7 @@ fi
 step "python3 -m json.tool deploy/grafana/callgate-dashboard.json"
 python3 -m json.tool deploy/grafana/callgate-dashboard.json >/dev/null && echo "valid JSON"
 
-step "dashboard and alerts name only metrics of DESIGN.md and of [state]"
+step "dashboard and alerts name only metrics of DESIGN.md, [state] and [events]"
 "$PY" - <<'PY'
 import json, re, sys, yaml
 
@@ -193,10 +193,14 @@ KNOWN = {
     "callgate_config_last_reload_timestamp_seconds", "callgate_vendor_drift_total",
     "callgate_state_up", "callgate_state_operations_total",
     "callgate_state_operation_duration_seconds", "callgate_state_fallbacks_total",
+    "callgate_event_streams_open", "callgate_events_sent_total", "callgate_event_reads_total",
+    "callgate_event_upstream_connects_total", "callgate_event_streams_ended_total",
+    "callgate_event_delivery_seconds",
 }
 ALERTS_ONLY = {"callgate_circuit_open"}
 HISTOGRAMS = {"callgate_request_duration_seconds", "callgate_upstream_duration_seconds",
-              "callgate_overhead_duration_seconds", "callgate_state_operation_duration_seconds"}
+              "callgate_overhead_duration_seconds", "callgate_state_operation_duration_seconds",
+              "callgate_event_delivery_seconds"}
 
 def names(expr):
     out = set()
