@@ -116,14 +116,19 @@ pub fn gateway_server(runtime: Runtime, opts: ServeOptions) -> (Server, Arc<Gate
     (server, gateway)
 }
 
-/// The client connection's buffers. Pingora's default write buffer is one MSS (1460 bytes), so
-/// the response header is flushed in a syscall of its own whenever header and body do not fit
-/// together. callgate always writes a whole answer and then ends it, so a buffer that holds a
-/// typical answer (a call, a problem, a 20-call page) sends header and body in one `sendto`:
-/// one loopback/TCP transmit instead of two per request (measured: 3 → 2 sends per proxied GET).
-/// Larger answers are written straight from their own buffer, as before.
+/// The client connection's buffers, held for the connection's whole life — an event stream
+/// held open for an hour holds them for an hour, so they are sized for that:
+/// - no read buffer: Pingora reads the request head into a 4 KiB buffer of its own and the
+///   body in pieces; its default 64 KiB L4 read buffer in front only copied the same bytes once
+///   more, and was most of what an open connection cost (issue 18's measurement: about 170 KiB
+///   per connection in all);
+/// - an 8 KiB write buffer: Pingora's default is one MSS (1460 bytes), so the response header
+///   went out in a syscall of its own whenever header and body did not fit together. A buffer
+///   that holds a typical answer (a call, a problem) sends both in one `sendto` (measured: 3 → 2
+///   sends per proxied GET); a larger answer (a long page) is written straight from its own
+///   buffer after the header.
 fn client_buffers() -> L4BufferSettings {
-    L4BufferSettings::default().write(32 * 1024)
+    L4BufferSettings::new(0, 8 * 1024)
 }
 
 /// A Pingora server with callgate's defaults and no gateway (for `sim`), bootstrapped.
