@@ -25,6 +25,10 @@ pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
         &runtime.settings.tracing,
     );
     let settings = runtime.settings.clone();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) => tracing::info!(files, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
+    }
     tracing::info!(
         config = %config_path.display(),
         listen = %settings.listen,

@@ -98,7 +98,9 @@ pub(super) async fn poll(r: Reader) {
     let mut pause = r.fast;
     let mut last: Option<Call> = None;
     while r.watched() {
-        let view = r.read().await;
+        // Boxed: the vendor exchange's future only while a read is under way, not in the
+        // poller's task for its whole life (about 9 KiB per watched call).
+        let view = Box::pin(r.read()).await;
         let (changed, over) = match &view {
             Ok(call) => (last.as_ref() != Some(call), !call.status.is_live()),
             Err(_) => (false, false),

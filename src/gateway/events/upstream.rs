@@ -127,7 +127,7 @@ pub(super) async fn stream(r: Reader) {
     let Some(sse) = provider.adapter.sse() else {
         return super::source::poll(r).await;
     };
-    let mut merged = match r.read().await {
+    let mut merged = match Box::pin(r.read()).await {
         Ok(call) if call.status.is_live() => Merged::new(call),
         // Ended (its messages are all there) or unreadable: the opening client's answer.
         view => {
@@ -135,7 +135,7 @@ pub(super) async fn stream(r: Reader) {
             return r.publish(view);
         }
     };
-    let mut upstream = match connect(&r, sse, merged.last_id()).await {
+    let mut upstream = match Box::pin(connect(&r, sse, merged.last_id())).await {
         Ok(events) => Some(events),
         Err(f) => {
             r.finish();
@@ -167,7 +167,7 @@ pub(super) async fn stream(r: Reader) {
                 }
             },
             _ = tokio::time::sleep_until(next_read) => {
-                if let Ok(call) = r.read().await {
+                if let Ok(call) = Box::pin(r.read()).await {
                     let over = !call.status.is_live();
                     merged.update(call);
                     r.publish(Ok(merged.view()));
@@ -178,7 +178,7 @@ pub(super) async fn stream(r: Reader) {
                 let pause = if upstream.is_some() { r.status_poll } else { r.fast };
                 next_read = Instant::now() + pause;
             },
-            _ = sleep_until(reconnect_at) => match connect(&r, sse, merged.last_id()).await {
+            _ = sleep_until(reconnect_at) => match Box::pin(connect(&r, sse, merged.last_id())).await {
                 Ok(events) => {
                     upstream = Some(events);
                     reconnect_at = None;
