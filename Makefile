@@ -78,3 +78,4 @@ bench-quick: deps
 	CALLGATE_BENCH_QUICK=1 $(CARGO) bench --bench normalize
 	bash benches/load/run.sh --smoke
 	python3 benches/load/state.py --callgate target/release/callgate --smoke
+	python3 benches/load/connections.py --callgate target/release/callgate --oha $$(command -v oha || echo target/bench-tools/bin/oha) --smoke
