@@ -304,6 +304,20 @@ async def open_stream(path, sem, tally, last):
             return None
 
 
+def delivery():
+    """Delivery time per client, from callgate's histogram: (count, p50 ms, p99 ms), each
+    quantile the upper bound of the bucket it falls in."""
+    _, _, body = bench.http(bench.ADMIN + "/metrics")
+    buckets = []
+    for l in body.decode().splitlines():
+        if l.startswith("callgate_event_delivery_seconds_bucket{"):
+            le = l.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(le), float(l.rsplit(" ", 1)[1])))
+    total = buckets[-1][1] if buckets else 0.0
+    q = lambda f: next((1000 * le for le, n in buckets if n >= f * total), float("nan"))
+    return total, q(0.5), q(0.99)
+
+
 def metric(name):
     _, _, body = bench.http(bench.ADMIN + "/metrics")
     return sum(float(l.rsplit(" ", 1)[1]) for l in body.decode().splitlines()
@@ -340,7 +354,7 @@ async def streams(args, pid):
          "failed": dict(tally.failed), "idle": idle, "held": held, "opened_in": opened_in,
          "gauge": metric("callgate_event_streams_open"), "fds": fd_count(pid),
          "fd_limit": fd_limit(pid), "reads": reads, "ended": tally.ended,
-         "retried": tally.retried}
+         "retried": tally.retried, "delivery": delivery()}
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -390,6 +404,11 @@ def report(args, rows, st, md):
             f"{st['idle']:.1f} | {st['held']:.1f} | {per:.1f} | {st['after']:.1f} "
             f"({st['open_after']:.0f}) | {st['reads']:.0f} | {st['fds']} / {st['fd_limit']} | "
             f"{st['opened_in']:.1f} |")
+        n, p50, p99 = st["delivery"]
+        if n:
+            out(f"event delivery (vendor event or changed read -> written to a client, "
+                f"`callgate_event_delivery_seconds`, bucket upper bounds): {n:.0f} events, "
+                f"p50 <= {p50:g} ms, p99 <= {p99:g} ms")
         if st["refused"] or st["failed"] or st["ended"] or st["retried"]:
             out(f"refused {st['refused']}, failed {st['failed']}, ended by callgate {st['ended']}, "
                 f"opens answered 503/504 and tried again a second later: {st['retried']}")
@@ -412,6 +431,9 @@ def main():
                     help="each provider's bulkhead (max_in_flight; the default config's 256 "
                     "refuses what is beyond it with 503); 0 keeps the config's")
     ap.add_argument("--no-levels", action="store_true", help="only the streams")
+    ap.add_argument("--live-step-ms", type=int, default=0,
+                    help="created calls play a conversation, a line per step, then end (0: they "
+                    "stay in progress): with --streams, events to deliver")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="environment for callgate (repeatable), e.g. MIMALLOC_PURGE_DELAY=0")
     ap.add_argument("--adapters", help="adapter directory (default: the config's, `adapters`)")
@@ -439,7 +461,7 @@ def main():
     ports_free([API_PORT, ADMIN_PORT] + list(bench.SIM.values()))
     try:
         procs.start("sim", [args.callgate, "sim", "--latency-ms", str(args.latency_ms),
-                            "--live-step-ms", "0"]
+                            "--live-step-ms", str(args.live_step_ms)]
                     + [x for v in bench.SIM for x in (f"--{v}", f"{HOST}:{bench.SIM[v]}")],
                     logdir=workdir)
         for v in bench.SIM:
