@@ -5,7 +5,8 @@
 //! ([`gateway::plan`], over [`gateway::route`] and the adapter's planners, [`adapter::plan`]) →
 //! idempotency / cache ([`layers`]) → the vendor side ([`gateway::upstream`]: health, retry,
 //! [`gateway::exchange`]) → normalize ([`adapter::normalize`]) → answer ([`gateway::answer`]).
-//! [`proxy`] is the only module that knows Pingora's proxy hooks.
+//! [`connection`] is where Pingora hands over a client connection: each request's head is read
+//! within bounds there and the answer written.
 //! The stateful layers' shared (Redis) implementations, for a fleet, are in [`state`].
 //! Vendor knowledge lives in `adapters/*.toml`, compiled by [`adapter`]; no vendor is named here.
 
@@ -13,12 +14,12 @@ pub mod adapter;
 pub mod admin;
 pub mod canonical;
 pub mod config;
+pub mod connection;
 pub mod explain;
 pub mod gateway;
 pub mod layers;
 pub mod logging;
 pub mod metrics;
-pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod state;

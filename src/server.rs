@@ -1,10 +1,10 @@
-//! Assembling Pingora services: the API listener (the proxy), the admin listener, and running
+//! Assembling Pingora services: the API listener ([`ApiApp`]), the admin listener, and running
 //! them — forever for `serve`, or in a background thread with a stop handle for tests and benches.
 
 use crate::admin::AdminApp;
 use crate::config::Runtime;
+use crate::connection::ApiApp;
 use crate::gateway::Gateway;
-use crate::proxy::CallgateProxy;
 use async_trait::async_trait;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
@@ -71,12 +71,11 @@ pub fn gateway_server(runtime: Runtime, opts: ServeOptions) -> (Server, Arc<Gate
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
-    let mut api = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        CallgateProxy {
+    let mut api = Service::new(
+        "callgate api".to_string(),
+        ApiApp {
             gateway: gateway.clone(),
         },
-        "callgate api",
     );
     api.add_listener(ListenerConfig::tcp(&listen).l4_buffer(client_buffers()));
     api.threads = Some(settings.threads.max(1));

@@ -142,3 +142,45 @@ fn a_client_that_stops_reading_is_dropped_at_its_bound_and_the_others_keep_recei
     );
     h.sim(VendorKind::Zudu).clear_faults();
 }
+
+#[test]
+fn a_client_that_goes_away_is_let_go_at_once_not_at_the_next_heartbeat() {
+    // No heartbeat for an hour, no change to the call: nothing is written to the client after
+    // its first events, so only watching its connection can notice it left.
+    let h = Harness::start_configured(
+        SimOptions::default(),
+        "[events]\npoll_ms = 100\npoll_quiet_max_ms = 1000\nheartbeat_seconds = 3600\n",
+    );
+    let page = h
+        .get("/v1/calls?provider=zudu&status=in_progress&limit=1")
+        .json();
+    let id = page["data"][0]["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/calls/{}/events", urlencode(&id));
+    let mut s = std::net::TcpStream::connect(h.gateway.addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: callgate\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("event: status") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the first status");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    drop(s);
+    let series = |h: &Harness, name: &str| {
+        h.scrape()
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+    };
+    common::wait_until("the stream of the client that left to end", || {
+        series(&h, "callgate_event_streams_open ") == Some(0.0)
+            && series(
+                &h,
+                "callgate_event_streams_ended_total{reason=\"client_gone\"}",
+            ) == Some(1.0)
+    });
+}

@@ -5,92 +5,11 @@
 mod common;
 
 use callgate_sim::VendorKind;
+use common::raw::{complete, raw};
 use common::{wait_until, Harness, KEY};
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
-
-/// What came back on a raw connection: status, lower-cased headers, body.
-struct RawReply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl RawReply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn problem(&self) -> serde_json::Value {
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "{}",
-            self.body
-        );
-        assert!(self.header("x-request-id").is_some());
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-/// Writes `head` and `body` on a new connection (then closes the writing side when `cut`), and
-/// reads the answer to its end.
-fn raw(h: &Harness, head: &[u8], body: &[u8], cut: bool) -> RawReply {
-    let mut s = TcpStream::connect(h.gateway.addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(head).unwrap();
-    s.write_all(body).unwrap();
-    if cut {
-        s.shutdown(Shutdown::Write).unwrap();
-    }
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    // The answer is read up to its declared length: the server may keep the connection open.
-    loop {
-        let n = s.read(&mut buf).unwrap_or(0);
-        answer.extend_from_slice(&buf[..n]);
-        if n == 0 || complete(&answer) {
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&answer).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    RawReply {
-        status,
-        headers,
-        body: body.to_string(),
-    }
-}
-
-/// A whole answer with a `Content-Length` has arrived.
-fn complete(bytes: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(bytes);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return false;
-    };
-    head.lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-        .is_some_and(|n| body.len() >= n)
-}
 
 fn post_head(extra: &str) -> Vec<u8> {
     format!(

@@ -28,10 +28,13 @@ pub enum ErrorCode {
     ProviderUnavailable,
     ProviderTimeout,
     StateUnavailable,
+    RequestTimeout,
+    UriTooLong,
+    HeadersTooLarge,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -50,6 +53,9 @@ impl ErrorCode {
         ErrorCode::ProviderUnavailable,
         ErrorCode::ProviderTimeout,
         ErrorCode::StateUnavailable,
+        ErrorCode::RequestTimeout,
+        ErrorCode::UriTooLong,
+        ErrorCode::HeadersTooLarge,
     ];
 
     pub fn status(self) -> u16 {
@@ -69,6 +75,9 @@ impl ErrorCode {
             ErrorCode::ProviderAuthFailed | ErrorCode::ProviderError => 502,
             ErrorCode::ProviderUnavailable | ErrorCode::StateUnavailable => 503,
             ErrorCode::ProviderTimeout => 504,
+            ErrorCode::RequestTimeout => 408,
+            ErrorCode::UriTooLong => 414,
+            ErrorCode::HeadersTooLarge => 431,
         }
     }
 
@@ -92,6 +101,9 @@ impl ErrorCode {
             ErrorCode::ProviderUnavailable => "provider_unavailable",
             ErrorCode::ProviderTimeout => "provider_timeout",
             ErrorCode::StateUnavailable => "state_unavailable",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
         }
     }
 
@@ -119,6 +131,9 @@ impl ErrorCode {
             ErrorCode::ProviderUnavailable => "The provider is unavailable",
             ErrorCode::ProviderTimeout => "The provider did not answer in time",
             ErrorCode::StateUnavailable => "The shared state store is unreachable",
+            ErrorCode::RequestTimeout => "The request was not sent in time",
+            ErrorCode::UriTooLong => "Request line too long",
+            ErrorCode::HeadersTooLarge => "Request headers too large",
         }
     }
 }

@@ -101,6 +101,18 @@ pub struct ServerSection {
     pub max_body_bytes: usize,
     /// How long a kept-alive client connection may sit idle between requests.
     pub client_idle_timeout_ms: u64,
+    /// How long a client has to send a request's whole head (request line and headers), from
+    /// its connection (a new one) or its first byte (a kept-alive one); over it: `408`.
+    pub header_timeout_ms: u64,
+    /// How long a client has to send a request's whole body once its head is read; over it:
+    /// `408`.
+    pub body_timeout_ms: u64,
+    /// Longest request line (method, target, version); longer: `414 uri_too_long`.
+    pub max_request_line_bytes: usize,
+    /// Largest request head (request line and headers); larger: `431 headers_too_large`.
+    pub max_header_bytes: usize,
+    /// Most header fields in a request; more: `431 headers_too_large`.
+    pub max_headers: usize,
     /// Seconds a SIGTERM waits for in-flight requests before stopping.
     pub grace_period_seconds: u64,
     /// Unix socket through which `serve -u` takes the listening sockets over from the running
@@ -118,6 +130,11 @@ impl Default for ServerSection {
             max_vendor_body_bytes: 16 * 1024 * 1024,
             max_body_bytes: 64 * 1024,
             client_idle_timeout_ms: 60_000,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_request_line_bytes: 8 * 1024,
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
             grace_period_seconds: 10,
             upgrade_sock: "/tmp/callgate_upgrade.sock".into(),
         }

@@ -5,6 +5,7 @@
 //! variables, resolved here through an [`Env`] lookup so tests and `demo` can supply their own.
 
 mod agents;
+mod connection;
 mod events;
 mod file;
 mod runtime;
@@ -14,6 +15,7 @@ mod tls;
 mod upstream;
 
 pub use agents::{Agent, AgentAt, Defaults};
+pub use connection::ConnectionLimits;
 pub use events::EventsSettings;
 pub use file::{ConfigFile, DefaultRoute};
 pub use runtime::{CacheSettings, Provider, Runtime, Secret, Settings, Tenant};

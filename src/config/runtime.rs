@@ -46,8 +46,8 @@ pub struct Settings {
     pub threads: usize,
     pub max_vendor_body_bytes: usize,
     pub max_body_bytes: usize,
-    /// Idle time allowed between two requests on a client connection, in whole seconds (≥ 1).
-    pub client_idle_timeout_s: u64,
+    /// A client connection's deadlines and head limits.
+    pub connection: super::connection::ConnectionLimits,
     pub idempotency_ttl: Duration,
     pub idempotency_max_entries: u64,
     pub idempotency_max_bytes: u64,
@@ -160,9 +160,10 @@ impl Runtime {
     }
 }
 
+#[derive(Default)]
 pub(super) struct Errors {
     file: String,
-    list: Vec<ConfigError>,
+    pub(super) list: Vec<ConfigError>,
 }
 
 impl Errors {
@@ -481,6 +482,7 @@ pub(super) fn build(
     let state = super::state::build(cfg.state, env, resolve, longest_timeout, &mut errs);
     let tracing = super::telemetry::build(cfg.tracing, &mut errs);
     let events = super::events::build(cfg.events, &mut errs);
+    let connection = super::connection::build(&cfg.server, &mut errs);
     if !errs.list.is_empty() {
         return Err(errs.list);
     }
@@ -494,7 +496,7 @@ pub(super) fn build(
             threads: cfg.server.threads,
             max_vendor_body_bytes: cfg.server.max_vendor_body_bytes,
             max_body_bytes: cfg.server.max_body_bytes,
-            client_idle_timeout_s: cfg.server.client_idle_timeout_ms.div_ceil(1000).max(1),
+            connection,
             idempotency_ttl: Duration::from_secs(cfg.idempotency.ttl_seconds),
             idempotency_max_entries: cfg.idempotency.max_entries,
             idempotency_max_bytes: cfg.idempotency.max_bytes,

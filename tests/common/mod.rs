@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
 pub mod serve;
 pub mod sse;
 
@@ -235,6 +236,16 @@ impl Harness {
         let text = config_text(&sims, free_port(), extra);
         // Returns once both ports are served by this very gateway (each simulator was checked
         // the same way by `SimCluster::start`), not by whatever else may listen there.
+        let gateway = RunningGateway::start(load(&text));
+        Harness { sims, gateway }
+    }
+
+    /// With `keys` (lines such as `max_headers = 20`) added to the `[server]` section.
+    pub fn start_with_server_keys(keys: &str) -> Harness {
+        captured_logs();
+        let sims = SimCluster::start(SimOptions::default());
+        let text =
+            config_text(&sims, free_port(), "").replace("[server]\n", &format!("[server]\n{keys}"));
         let gateway = RunningGateway::start(load(&text));
         Harness { sims, gateway }
     }

@@ -1,0 +1,386 @@
+//! One request on a client connection, once its head is read: its body read (after
+//! authentication, within the limit and the body deadline), handed to the [`Gateway`], the answer
+//! written (a body, or a live event stream), then the request's one log line and its metrics.
+//!
+//! callgate answers every request itself: a vendor status can depend on the vendor's body (an
+//! error envelope inside a 200, a body that cannot be normalized), so the exchange with the vendor
+//! happens *before* the client's status line is written (PINGORA-NOTES: "Rewriting response
+//! bodies"). Pingora's HTTP session does the framing; no proxy hook is involved.
+
+use super::head::Refusal;
+use crate::canonical::handling::Handling;
+use crate::canonical::Problem;
+use crate::config::ConnectionLimits;
+use crate::gateway::answer::{self, problem_answer, Answer, Outcome};
+use crate::gateway::auth::Authorization;
+use crate::gateway::{Body, Gateway, Incoming};
+use crate::metrics::RequestRecord;
+use crate::telemetry;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::protocols::http::ServerSession as Session;
+use prometheus::IntGauge;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Counts a request in `callgate_inflight_requests` for as long as it lives.
+pub struct Inflight(IntGauge);
+
+impl Inflight {
+    pub fn new(gauge: &IntGauge) -> Inflight {
+        gauge.inc();
+        Inflight(gauge.clone())
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Per-request state: only what the log line and the metrics need.
+struct RequestCtx {
+    started: Instant,
+    request_id: String,
+    /// The W3C trace id of the request (the client's trace, or one started here).
+    trace_id: Option<String>,
+    status: u16,
+    outcome: Outcome,
+    _inflight: Inflight,
+}
+
+fn header<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
+    session
+        .req_header()
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The `Authorization` header as sent: absent, one value, or more than one.
+fn authorization(session: &Session) -> Authorization<'_> {
+    let mut values = session.req_header().headers.get_all("authorization").iter();
+    match (values.next(), values.next()) {
+        (None, _) => Authorization::Absent,
+        (Some(v), None) => Authorization::Value(v.as_bytes()),
+        (Some(_), Some(_)) => Authorization::Repeated,
+    }
+}
+
+/// `Cache-Control: no-cache` (or the HTTP/1.0 `Pragma: no-cache`) from the client.
+fn wants_fresh(session: &Session) -> bool {
+    let has = |name: &str| {
+        session
+            .req_header()
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+    };
+    has("cache-control") || has("pragma")
+}
+
+/// The request body as read from the client.
+enum ReadBody {
+    None,
+    Read(Vec<u8>),
+    TooLarge,
+    Unreadable(&'static str),
+}
+
+impl ReadBody {
+    fn as_body(&self) -> Body<'_> {
+        match self {
+            ReadBody::None => Body::None,
+            ReadBody::Read(b) => Body::Read(b),
+            ReadBody::TooLarge => Body::TooLarge,
+            ReadBody::Unreadable(why) => Body::Unreadable(why),
+        }
+    }
+}
+
+/// Reads the request body up to `limit` bytes. A body over it, or one whose framing broke (bad
+/// chunk encoding, cut short), is the client's: the gateway answers it, and the connection is
+/// not reused (the rest is left unread, or the stream is no longer in step).
+///
+/// The body of a client without a valid gateway key is not read at all (it is answered 401; the
+/// connection is not reused): a stranger cannot make callgate wait for, or buffer, a body.
+/// How much of a body over the limit is read and dropped before the 413, and for how long at
+/// most: a client that sends its whole body before it reads gets the 413 rather than a reset
+/// connection (a bounded lingering close). Past either bound the connection is closed.
+const DISCARD_BOUND: usize = 8 * 1024 * 1024;
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and drops what is left of a body that is over the limit, within the bounds above.
+async fn discard_rest(session: &mut Session) {
+    let drain = async {
+        let mut left = DISCARD_BOUND;
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            if chunk.len() >= left {
+                break;
+            }
+            left -= chunk.len();
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+}
+
+async fn read_body(session: &mut Session, limit: usize, gateway: &Gateway) -> ReadBody {
+    if matches!(session.req_header().method.as_str(), "GET" | "HEAD") {
+        return ReadBody::None;
+    }
+    let declared = header(session, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        session.set_keepalive(None);
+        if declared.is_some_and(|n| n <= DISCARD_BOUND) {
+            discard_rest(session).await;
+        }
+        return ReadBody::TooLarge;
+    }
+    // Asked only here, where a body is to be read: a GET is authenticated once, by the gateway.
+    if !gateway.authenticates(authorization(session)) {
+        session.set_keepalive(None);
+        return ReadBody::None;
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    session.set_keepalive(None);
+                    discard_rest(session).await;
+                    return ReadBody::TooLarge;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return ReadBody::Read(body),
+            Err(e) => {
+                session.set_keepalive(None);
+                return ReadBody::Unreadable(e.etype().as_str());
+            }
+        }
+    }
+}
+
+/// Writes an event stream's chunks as they come; says why it ended. A write the client does not
+/// take within `slow` ends it (the client resumes with the last id it read), as does a client
+/// that goes away: its close is seen while the stream waits for its next chunk, not at the next
+/// write (which may be a heartbeat many seconds later).
+async fn write_stream(
+    session: &mut Session,
+    mut stream: crate::gateway::events::EventStream,
+    slow: std::time::Duration,
+) -> &'static str {
+    session.set_write_timeout(Some(slow));
+    loop {
+        let chunk = tokio::select! {
+            chunk = stream.next() => chunk,
+            // Nothing more is expected from the client: a close (or stray bytes) ends it.
+            _ = session.read_body_or_idle(true) => {
+                stream.abandoned(false);
+                break;
+            }
+        };
+        let Some(chunk) = chunk else { break };
+        if let Err(e) = session.write_response_body(chunk, false).await {
+            stream.abandoned(e.etype() == &ErrorType::WriteTimedout);
+            break;
+        }
+        stream.written();
+    }
+    // The connection is not reused after a stream: its client reconnects anyway.
+    session.set_keepalive(None);
+    let _ = session.write_response_body(bytes::Bytes::new(), true).await;
+    stream.ended().map_or("", |e| e.name())
+}
+
+/// The request as a [`Incoming`] for the gateway, its body already read.
+fn incoming<'s>(session: &'s Session, request_id: &'s str, body: &'s ReadBody) -> Incoming<'s> {
+    let req = session.req_header();
+    Incoming {
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        query: req.uri.query(),
+        authorization: authorization(session),
+        request_id,
+        no_cache: wants_fresh(session),
+        body: body.as_body(),
+        content_type: req.headers.get("content-type").map(|v| v.as_bytes()),
+        idempotency_key: req.headers.get("idempotency-key").map(|v| v.as_bytes()),
+        prefer: Handling::from_prefer(req.headers.get_all("prefer").iter().map(|v| v.as_bytes())),
+        timeout: req
+            .headers
+            .get("x-request-timeout-ms")
+            .map(|v| v.as_bytes()),
+        last_event_id: req.headers.get("last-event-id").map(|v| v.as_bytes()),
+    }
+}
+
+/// A request the connection refuses itself, as a problem answer carrying `request_id`.
+pub fn refusal_answer(refusal: Refusal, limits: &ConnectionLimits, request_id: &str) -> Answer {
+    let code = refusal.code();
+    let mut answer = Answer::stored(problem_answer(
+        Problem::new(code, refusal.detail(limits)),
+        request_id,
+    ));
+    answer.outcome.code = Some(code);
+    answer
+}
+
+/// The response head of `answer`.
+pub fn response_header(answer: &Answer, request_id: &str) -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(answer.status, Some(6))?;
+    resp.insert_header("Content-Type", answer.content_type)?;
+    if answer.stream.is_some() {
+        resp.insert_header("Transfer-Encoding", "chunked")?;
+    } else {
+        resp.insert_header("Content-Length", answer.body.len().to_string())?;
+    }
+    resp.insert_header("X-Request-Id", request_id)?;
+    if let Some(cache) = answer.outcome.cache {
+        resp.insert_header("Cache-Status", cache.header)?;
+    }
+    if answer.status == 401 {
+        resp.insert_header("WWW-Authenticate", "Bearer realm=\"callgate\"")?;
+    }
+    if let Some(retry_after) = &answer.retry_after {
+        resp.insert_header("Retry-After", retry_after)?;
+    }
+    for (name, value) in &answer.headers {
+        resp.insert_header(*name, value)?;
+    }
+    Ok(resp)
+}
+
+/// Answers the request whose head `session` has read, then writes its log line and records
+/// its metrics. On return the session is ready to be finished (and its connection reused, if
+/// keep-alive is still on).
+pub async fn serve(gateway: &Gateway, session: &mut Session, limits: &ConnectionLimits) {
+    let mut ctx = RequestCtx {
+        started: Instant::now(),
+        request_id: answer::request_id(header(session, "x-request-id")),
+        trace_id: None,
+        status: 0,
+        outcome: Outcome::default(),
+        _inflight: Inflight::new(gateway.metrics().inflight()),
+    };
+    let (span, trace_id) = telemetry::request_span(
+        &session.req_header().headers,
+        session.req_header().method.as_str(),
+        &ctx.request_id,
+    );
+    ctx.trace_id = trace_id;
+    let error = answer_request(gateway, session, limits, &mut ctx)
+        .instrument(span.clone())
+        .await
+        .err();
+    span.record("http.response.status_code", i64::from(ctx.status));
+    let req = session.req_header();
+    let line = LogLine {
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        status: ctx.status,
+        request_id: &ctx.request_id,
+        trace_id: ctx.trace_id.as_deref(),
+        started: ctx.started,
+        error: error.as_ref().map(|e| e.etype().as_str()),
+    };
+    record(gateway, &line, &ctx.outcome);
+}
+
+/// Reads the body, asks the gateway, writes the answer.
+async fn answer_request(
+    gateway: &Gateway,
+    session: &mut Session,
+    limits: &ConnectionLimits,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
+    let settings = &gateway.runtime().settings;
+    // An idle kept-alive connection is closed after this; reading a broken body below turns
+    // keep-alive off for good.
+    session.set_keepalive(Some(limits.idle_timeout_s()));
+    let reading = read_body(session, settings.max_body_bytes, gateway);
+    let mut answer = match tokio::time::timeout(limits.body_timeout, reading).await {
+        Ok(body) => {
+            let incoming = incoming(session, &ctx.request_id, &body);
+            // Boxed: the gateway's future (plans, vendor exchanges) is freed once it answers,
+            // not held for as long as an event stream it returns is written.
+            Box::pin(gateway.handle(incoming)).await
+        }
+        Err(_) => {
+            session.set_keepalive(None);
+            refusal_answer(Refusal::BodyTimeout, limits, &ctx.request_id)
+        }
+    };
+    let resp = response_header(&answer, &ctx.request_id)?;
+    let stream = answer.stream.take();
+    ctx.status = answer.status;
+    ctx.outcome = std::mem::take(&mut answer.outcome);
+    let head_only = session.req_header().method == "HEAD";
+    session.write_response_header(Box::new(resp)).await?;
+    if let Some(stream) = stream {
+        let slow = settings.events.slow_client_timeout();
+        ctx.outcome.stream_end = Some(write_stream(session, stream, slow).await);
+    } else if !head_only {
+        session.write_response_body(answer.body, true).await?;
+    }
+    Ok(())
+}
+
+/// What the request's log line says beside its [`Outcome`].
+pub struct LogLine<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub request_id: &'a str,
+    pub trace_id: Option<&'a str>,
+    pub started: Instant,
+    /// Why writing the answer failed, if it did (Pingora's error kind).
+    pub error: Option<&'a str>,
+}
+
+/// Records a request's metrics and writes its one log line.
+pub fn record(gateway: &Gateway, line: &LogLine<'_>, o: &Outcome) {
+    let total = line.started.elapsed();
+    gateway.metrics().record(&RequestRecord {
+        provider: o.provider.as_deref(),
+        operation: o.operation,
+        code: o.code,
+        total,
+        upstream: o.upstream,
+        upstream_error: o.upstream_error,
+        cache: o.cache.map(|c| c.result),
+        drift: &o.drift,
+    });
+    for d in &o.drift {
+        tracing::debug!(
+            provider = o.provider.as_deref().unwrap_or(""),
+            field = d.field,
+            kind = d.kind.name(),
+            "vendor drift"
+        );
+    }
+    tracing::info!(
+        target: "callgate::request",
+        request_id = %line.request_id,
+        trace_id = line.trace_id.unwrap_or(""),
+        method = %line.method,
+        path = %line.path,
+        status = line.status,
+        code = o.code.map(|c| c.name()).unwrap_or(""),
+        tenant = o.tenant.as_deref().unwrap_or(""),
+        provider = o.provider.as_deref().unwrap_or(""),
+        operation = o.operation.map(|op| op.name()).unwrap_or(""),
+        cache = o.cache.map(|c| c.result.name()).unwrap_or(""),
+        total_ms = total.as_secs_f64() * 1000.0,
+        upstream_ms = o.upstream.as_secs_f64() * 1000.0,
+        upstream_error = o.upstream_error.unwrap_or(""),
+        drift = o.drift.len(),
+        error = line.error.unwrap_or(""),
+        stream_end = o.stream_end.unwrap_or(""),
+        "request"
+    );
+}
