@@ -89,7 +89,13 @@ impl ApiApp {
                 return Next::Close;
             }
         }
-        request::serve(&self.gateway, &mut session, &limits).await;
+        if let request::Served::Stream(tail) =
+            request::serve(&self.gateway, &mut session, &limits).await
+        {
+            // The stream goes on in a task of its own; this connection's task ends here.
+            tokio::spawn(tail.run(self.gateway.clone(), session));
+            return Next::Close;
+        }
         if *shutdown.borrow() {
             session.set_keepalive(None);
         }

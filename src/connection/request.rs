@@ -13,6 +13,7 @@ use crate::canonical::Problem;
 use crate::config::ConnectionLimits;
 use crate::gateway::answer::{self, problem_answer, Answer, Outcome};
 use crate::gateway::auth::Authorization;
+use crate::gateway::events::EventStream;
 use crate::gateway::{Body, Gateway, Incoming};
 use crate::metrics::RequestRecord;
 use crate::telemetry;
@@ -20,7 +21,8 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::protocols::http::ServerSession as Session;
 use prometheus::IntGauge;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// Counts a request in `callgate_inflight_requests` for as long as it lives.
@@ -171,8 +173,8 @@ async fn read_body(session: &mut Session, limit: usize, gateway: &Gateway) -> Re
 /// write (which may be a heartbeat many seconds later).
 async fn write_stream(
     session: &mut Session,
-    mut stream: crate::gateway::events::EventStream,
-    slow: std::time::Duration,
+    mut stream: EventStream,
+    slow: Duration,
 ) -> &'static str {
     session.set_write_timeout(Some(slow));
     loop {
@@ -255,10 +257,40 @@ pub fn response_header(answer: &Answer, request_id: &str) -> Result<ResponseHead
     Ok(resp)
 }
 
+/// How a request was served: done, or an event stream whose header is written and whose
+/// events are still to come.
+pub enum Served {
+    Done,
+    Stream(Box<StreamTail>),
+}
+
+/// The rest of an event stream's answer, written by [`StreamTail::run`] on a task of its own: a
+/// stream can stay open for an hour, and the task that read its request (Pingora's connection
+/// task and callgate's request futures, about 20 KiB) need not live that long. Its request's
+/// trace span ends with the header; its log line is written when the stream ends.
+pub struct StreamTail {
+    ctx: RequestCtx,
+    stream: EventStream,
+    slow: Duration,
+}
+
+impl StreamTail {
+    /// Writes the stream's events until it ends, then its log line and metrics.
+    pub async fn run(self: Box<Self>, gateway: Arc<Gateway>, mut session: Session) {
+        let StreamTail {
+            mut ctx,
+            stream,
+            slow,
+        } = *self;
+        ctx.outcome.stream_end = Some(write_stream(&mut session, stream, slow).await);
+        record_request(&gateway, &session, &ctx, None);
+    }
+}
+
 /// Answers the request whose head `session` has read, then writes its log line and records
-/// its metrics. On return the session is ready to be finished (and its connection reused, if
-/// keep-alive is still on).
-pub async fn serve(gateway: &Gateway, session: &mut Session, limits: &ConnectionLimits) {
+/// its metrics — or, for an event stream, hands back the rest to write. On [`Served::Done`] the
+/// session is ready to be finished (and its connection reused, if keep-alive is still on).
+pub async fn serve(gateway: &Gateway, session: &mut Session, limits: &ConnectionLimits) -> Served {
     let mut ctx = RequestCtx {
         started: Instant::now(),
         request_id: answer::request_id(header(session, "x-request-id")),
@@ -273,11 +305,29 @@ pub async fn serve(gateway: &Gateway, session: &mut Session, limits: &Connection
         &ctx.request_id,
     );
     ctx.trace_id = trace_id;
-    let error = answer_request(gateway, session, limits, &mut ctx)
+    let result = answer_request(gateway, session, limits, &mut ctx)
         .instrument(span.clone())
-        .await
-        .err();
+        .await;
     span.record("http.response.status_code", i64::from(ctx.status));
+    match result {
+        Ok(Some(stream)) => Served::Stream(Box::new(StreamTail {
+            ctx,
+            stream,
+            slow: gateway.runtime().settings.events.slow_client_timeout(),
+        })),
+        Ok(None) => {
+            record_request(gateway, session, &ctx, None);
+            Served::Done
+        }
+        Err(e) => {
+            record_request(gateway, session, &ctx, Some(e.etype().as_str()));
+            Served::Done
+        }
+    }
+}
+
+/// The log line and metrics of a request whose head was read.
+fn record_request(gateway: &Gateway, session: &Session, ctx: &RequestCtx, error: Option<&str>) {
     let req = session.req_header();
     let line = LogLine {
         method: req.method.as_str(),
@@ -286,18 +336,19 @@ pub async fn serve(gateway: &Gateway, session: &mut Session, limits: &Connection
         request_id: &ctx.request_id,
         trace_id: ctx.trace_id.as_deref(),
         started: ctx.started,
-        error: error.as_ref().map(|e| e.etype().as_str()),
+        error,
     };
     record(gateway, &line, &ctx.outcome);
 }
 
-/// Reads the body, asks the gateway, writes the answer.
+/// Reads the body, asks the gateway, writes the answer — all of it, or an event stream's
+/// header (the stream is returned, to be written after).
 async fn answer_request(
     gateway: &Gateway,
     session: &mut Session,
     limits: &ConnectionLimits,
     ctx: &mut RequestCtx,
-) -> Result<()> {
+) -> Result<Option<EventStream>> {
     let settings = &gateway.runtime().settings;
     // An idle kept-alive connection is closed after this; reading a broken body below turns
     // keep-alive off for good.
@@ -321,13 +372,10 @@ async fn answer_request(
     ctx.outcome = std::mem::take(&mut answer.outcome);
     let head_only = session.req_header().method == "HEAD";
     session.write_response_header(Box::new(resp)).await?;
-    if let Some(stream) = stream {
-        let slow = settings.events.slow_client_timeout();
-        ctx.outcome.stream_end = Some(write_stream(session, stream, slow).await);
-    } else if !head_only {
+    if stream.is_none() && !head_only {
         session.write_response_body(answer.body, true).await?;
     }
-    Ok(())
+    Ok(stream)
 }
 
 /// What the request's log line says beside its [`Outcome`].
