@@ -705,6 +705,11 @@ fn check_validates_the_shipped_production_example_offline_and_honours_env_overri
         out.contains("elemente-eu") && out.contains("https://api.zudu.ai"),
         "{out}"
     );
+    // The client connection's bounds, as loaded (defaults here).
+    assert!(
+        out.contains("clients: head within 10000 ms (line up to 8192 bytes, head up to 32768 bytes, 100 fields)"),
+        "{out}"
+    );
     assert!(
         !out.contains("zzhidden") && !err.contains("zzhidden"),
         "a secret value was printed"

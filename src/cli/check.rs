@@ -41,6 +41,19 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
         "server: api {}, admin {}, {} threads, vendor answers up to {} bytes",
         s.listen, s.admin_listen, s.threads, s.max_vendor_body_bytes
     );
+    let c = &s.connection;
+    let _ = writeln!(
+        out,
+        "clients: head within {} ms (line up to {} bytes, head up to {} bytes, {} fields), \
+         body up to {} bytes within {} ms, idle connections closed after {} ms",
+        c.header_timeout.as_millis(),
+        c.max_request_line_bytes,
+        c.max_header_bytes,
+        c.max_headers,
+        s.max_body_bytes,
+        c.body_timeout.as_millis(),
+        c.idle_timeout.as_millis()
+    );
     let _ = writeln!(out, "\ntenants ({}):", rt.tenants.len());
     for t in rt.tenants.values() {
         let keys: Vec<String> = t.key_envs.iter().map(|e| format!("${e}")).collect();
