@@ -224,3 +224,40 @@ fn unfinished_large_heads_are_cut_at_the_limit_and_normal_requests_go_on() {
     // Not a timing assertion on the answers: only that none waited for a deadline.
     assert!(started.elapsed() < common::PATIENCE);
 }
+
+#[test]
+fn a_client_that_expects_100_continue_gets_it_before_sending_its_body() {
+    let h = harness();
+    let body = r#"{"provider": "zudu", "agentId": "agent-9", "to": "+15550102222", "from": "+15550103333"}"#;
+    let head = |length: usize| {
+        format!(
+            "POST /v1/calls HTTP/1.1\r\nHost: callgate\r\nAuthorization: Bearer {KEY}\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\
+             Expect: 100-continue\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let mut s = TcpStream::connect(h.gateway.addr).unwrap();
+    s.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    s.write_all(head(body.len()).as_bytes()).unwrap();
+    // Nothing more is sent until callgate says to go on.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before a 100 Continue");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let interim = String::from_utf8_lossy(&seen).to_string();
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    s.write_all(body.as_bytes()).unwrap();
+    let (rest, _) = read_to_close(&mut s);
+    let text = interim + &String::from_utf8_lossy(&rest);
+    assert!(text.contains("HTTP/1.1 201"), "{text}");
+
+    // Over the limit: the 413 comes at once, without a 100 and without waiting for the body.
+    let mut s = TcpStream::connect(h.gateway.addr).unwrap();
+    s.write_all(head(10 * 1024 * 1024).as_bytes()).unwrap();
+    let (seen, closed) = read_to_close(&mut s);
+    let text = String::from_utf8_lossy(&seen);
+    assert!(closed && text.starts_with("HTTP/1.1 413"), "{text}");
+}

@@ -135,9 +135,18 @@ async fn read_body(session: &mut Session, limit: usize, gateway: &Gateway) -> Re
         return ReadBody::None;
     }
     let declared = header(session, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    // A client that sent `Expect: 100-continue` waits for a `100 Continue` before its body
+    // (curl for bodies over 1 KiB, .NET, Java): without one it waits a second or more. It is
+    // sent only once the request is known to be read: a refusal comes instead, and then the
+    // body is never sent, so nothing is left to discard.
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get("expect")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if declared.is_some_and(|n| n > limit) {
         session.set_keepalive(None);
-        if declared.is_some_and(|n| n <= DISCARD_BOUND) {
+        if !expects_continue && declared.is_some_and(|n| n <= DISCARD_BOUND) {
             discard_rest(session).await;
         }
         return ReadBody::TooLarge;
@@ -146,6 +155,12 @@ async fn read_body(session: &mut Session, limit: usize, gateway: &Gateway) -> Re
     if !gateway.authenticates(authorization(session)) {
         session.set_keepalive(None);
         return ReadBody::None;
+    }
+    if expects_continue {
+        if let Err(e) = session.write_continue_response().await {
+            session.set_keepalive(None);
+            return ReadBody::Unreadable(e.etype().as_str());
+        }
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
     loop {
