@@ -233,7 +233,7 @@ fn a_client_that_expects_100_continue_gets_it_before_sending_its_body() {
         format!(
             "POST /v1/calls HTTP/1.1\r\nHost: callgate\r\nAuthorization: Bearer {KEY}\r\n\
              Content-Type: application/json\r\nContent-Length: {length}\r\n\
-             Expect: 100-continue\r\nConnection: close\r\n\r\n"
+             Expect: 100-continue\r\n\r\n"
         )
     };
     let mut s = TcpStream::connect(h.gateway.addr).unwrap();
@@ -250,9 +250,16 @@ fn a_client_that_expects_100_continue_gets_it_before_sending_its_body() {
     let interim = String::from_utf8_lossy(&seen).to_string();
     assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
     s.write_all(body.as_bytes()).unwrap();
-    let (rest, _) = read_to_close(&mut s);
-    let text = interim + &String::from_utf8_lossy(&rest);
-    assert!(text.contains("HTTP/1.1 201"), "{text}");
+    let mut rest = seen[interim.find("\r\n\r\n").unwrap() + 4..].to_vec();
+    while !complete(&rest) {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the answer");
+        rest.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&rest).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 201"), "{text}");
+    // The 100 did not cost the connection: it is kept for the next request.
+    assert!(!text.contains("connection: close"), "{text}");
 
     // Over the limit: the 413 comes at once, without a 100 and without waiting for the body.
     let mut s = TcpStream::connect(h.gateway.addr).unwrap();
@@ -260,4 +267,45 @@ fn a_client_that_expects_100_continue_gets_it_before_sending_its_body() {
     let (seen, closed) = read_to_close(&mut s);
     let text = String::from_utf8_lossy(&seen);
     assert!(closed && text.starts_with("HTTP/1.1 413"), "{text}");
+}
+
+#[test]
+fn an_http_1_0_request_without_keep_alive_is_answered_and_closed() {
+    let h = harness();
+    let mut s = TcpStream::connect(h.gateway.addr).unwrap();
+    write!(
+        s,
+        "GET /v1/providers HTTP/1.0\r\nHost: callgate\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+    )
+    .unwrap();
+    // Closed after the answer, not kept for the idle timeout (60 s here).
+    let (seen, closed) = read_to_close(&mut s);
+    let text = String::from_utf8_lossy(&seen);
+    assert!(closed && text.contains(" 200 "), "{text}");
+}
+
+#[test]
+fn a_client_that_does_not_take_its_answers_is_let_go_at_the_write_deadline() {
+    let h = harness();
+    // A small receive window, and answers of ~230 KB each asked for and never read.
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.connect(&h.gateway.addr.into()).unwrap();
+    let mut s: TcpStream = s.into();
+    let ask = format!(
+        "GET /openapi.json HTTP/1.1\r\nHost: callgate\r\nX-Request-Id: not-reading-{}\r\n\r\n",
+        std::process::id()
+    );
+    // More than the kernel buffers for the connection (the send buffer grows to 4 MB).
+    s.write_all(ask.repeat(40).as_bytes()).unwrap();
+    let id = format!("not-reading-{}", std::process::id());
+    wait_until(
+        "a write to the client that does not read to time out",
+        || {
+            common::captured_logs()
+                .lines()
+                .any(|l| l.contains(&id) && l.contains("WriteTimedout"))
+        },
+    );
+    drop(s);
 }

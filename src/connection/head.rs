@@ -96,9 +96,20 @@ enum Progress {
     Refused(Refusal),
 }
 
+/// Where `needle` first starts in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 fn progress(buf: &[u8], limits: &ConnectionLimits) -> Progress {
-    let line_end = buf.iter().position(|&b| b == b'\n');
-    if line_end.unwrap_or(buf.len()) > limits.max_request_line_bytes {
+    // Empty lines before the request line are skipped (RFC 9112 §2.2), as httparse does.
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    let line_end = line.iter().position(|&b| b == b'\n');
+    if line_end.unwrap_or(line.len()) > limits.max_request_line_bytes {
         return Progress::Refused(Refusal::LineTooLong);
     }
     let mut fields = vec![httparse::EMPTY_HEADER; limits.max_headers];
@@ -108,8 +119,23 @@ fn progress(buf: &[u8], limits: &ConnectionLimits) -> Progress {
         Ok(httparse::Status::Partial) => Progress::Partial,
         Err(httparse::Error::TooManyHeaders) => Progress::Refused(Refusal::TooManyHeaders),
         Err(httparse::Error::Token | httparse::Error::Version) => {
-            match buf.windows(HEAD_END.len()).position(|w| w == HEAD_END) {
-                Some(end) => Progress::Complete(end + HEAD_END.len()),
+            // The head ends at the first empty line (CRLF or, as httparse allows, bare LF);
+            // its fields are counted by lines, httparse having stopped at the request line.
+            let end = [
+                find(buf, HEAD_END).map(|i| i + HEAD_END.len()),
+                find(buf, b"\n\n").map(|i| i + 2),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let lines = buf[start..end.unwrap_or(buf.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            let fields = lines.saturating_sub(if end.is_some() { 2 } else { 1 });
+            match end {
+                _ if fields > limits.max_headers => Progress::Refused(Refusal::TooManyHeaders),
+                Some(n) => Progress::Complete(n),
                 None => Progress::NeedsPingora,
             }
         }
@@ -130,19 +156,27 @@ fn progress(buf: &[u8], limits: &ConnectionLimits) -> Progress {
 /// read went past). A `kept_alive` connection may sit idle for the idle timeout before its first
 /// byte; the head must then be complete within the header timeout of that byte. A new
 /// connection's head must be complete within the header timeout of now.
+///
+/// `stop` resolving ends the idle wait (the server is stopping: the client's next request goes
+/// elsewhere); a request whose first byte has come is read and answered.
 pub async fn read_head<R: AsyncRead + Unpin>(
     io: &mut R,
     limits: &ConnectionLimits,
     prefix: BytesMut,
     kept_alive: bool,
+    stop: impl std::future::Future<Output = ()>,
 ) -> Head {
     let mut buf = prefix;
     if kept_alive && buf.is_empty() {
         buf.reserve(1024);
         let idle_until = Instant::now() + limits.idle_timeout;
-        match timeout_at(idle_until, io.read_buf(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => {}
-            _ => return Head::Gone,
+        tokio::select! {
+            biased;
+            read = timeout_at(idle_until, io.read_buf(&mut buf)) => match read {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return Head::Gone,
+            },
+            () = stop => return Head::Gone,
         }
     }
     let deadline = Instant::now() + limits.header_timeout;
@@ -197,7 +231,14 @@ mod tests {
             // Keep the connection open (silent) well past every deadline.
             tokio::time::sleep(Duration::from_secs(3600)).await;
         });
-        read_head(&mut server, &limits(), BytesMut::new(), kept_alive).await
+        read_head(
+            &mut server,
+            &limits(),
+            BytesMut::new(),
+            kept_alive,
+            std::future::pending(),
+        )
+        .await
     }
 
     fn bytes(s: &str) -> Vec<u8> {
@@ -250,7 +291,14 @@ mod tests {
             client.write_all(&parts[1]).await.unwrap();
             tokio::time::sleep(Duration::from_secs(3600)).await;
         });
-        let head = read_head(&mut server, &limits(), BytesMut::new(), true).await;
+        let head = read_head(
+            &mut server,
+            &limits(),
+            BytesMut::new(),
+            true,
+            std::future::pending(),
+        )
+        .await;
         assert!(matches!(head, Head::Read(_)), "{head:?}");
         // Idle past the idle timeout: closed, nothing to answer.
         let started = Instant::now();
@@ -312,11 +360,57 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_limits_hold_for_heads_only_pingora_reads() {
+        // Empty lines first do not hide a long request line.
+        let long = format!("\r\n\r\nGET /{} HTTP/1.1\r\n\r\n", "a".repeat(200));
+        let head = read(vec![bytes(&long)], Duration::ZERO, false).await;
+        assert!(
+            matches!(head, Head::Refused(Refusal::LineTooLong)),
+            "{head:?}"
+        );
+        // A target httparse refuses still has its fields counted.
+        let crowded = format!("GET /a b HTTP/1.1\r\n{}\r\n", "X-A: 1\r\n".repeat(6));
+        let head = read(vec![bytes(&crowded)], Duration::ZERO, false).await;
+        assert!(
+            matches!(head, Head::Refused(Refusal::TooManyHeaders)),
+            "{head:?}"
+        );
+        // … and its head may end with bare line feeds.
+        let bare = "GET /a b HTTP/1.1\nHost: x\n\n";
+        let head = read(vec![bytes(bare)], Duration::ZERO, false).await;
+        assert!(matches!(head, Head::Read(_)), "{head:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_ends_the_idle_wait_but_not_a_head_begun() {
+        let (_client, mut server) = tokio::io::duplex(1024);
+        let head = read_head(&mut server, &limits(), BytesMut::new(), true, async {}).await;
+        assert!(matches!(head, Head::Gone), "{head:?}");
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            client.write_all(b"Host: x\r\n\r\n").await.unwrap();
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        });
+        let prefix = BytesMut::new();
+        let head = read_head(&mut server, &limits(), prefix, false, async {}).await;
+        assert!(matches!(head, Head::Read(_)), "{head:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_client_that_closes_mid_head_is_gone() {
         let (mut client, mut server) = tokio::io::duplex(1024);
         client.write_all(b"GET / HT").await.unwrap();
         drop(client);
-        let head = read_head(&mut server, &limits(), BytesMut::new(), false).await;
+        let head = read_head(
+            &mut server,
+            &limits(),
+            BytesMut::new(),
+            false,
+            std::future::pending(),
+        )
+        .await;
         assert!(matches!(head, Head::Gone), "{head:?}");
     }
 }

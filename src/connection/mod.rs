@@ -48,14 +48,13 @@ impl ApiApp {
     ) -> Next {
         // The bounds of the config snapshot current when the request starts.
         let limits = self.gateway.runtime().settings.connection.clone();
+        // Between requests, a stopping server closes the connection: the client's next request
+        // goes to the new process or another replica. A request already begun is answered.
         let mut stopping = shutdown.clone();
-        let head = tokio::select! {
-            biased;
-            head = head::read_head(&mut stream, &limits, prefix, kept_alive) => head,
-            // Between requests, a stopping server closes the connection: the client's next
-            // request goes to the new process or another replica.
-            _ = stopping.wait_for(|stop| *stop) => return Next::Close,
+        let stop = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
         };
+        let head = head::read_head(&mut stream, &limits, prefix, kept_alive, stop).await;
         let started = Instant::now();
         let bytes = match head {
             Head::Read(bytes) => bytes,
@@ -92,6 +91,9 @@ impl ApiApp {
         if let request::Served::Stream(tail) =
             request::serve(&self.gateway, &mut session, &limits).await
         {
+            // Nothing more is read from a stream's client but its leaving: bytes it sends are
+            // not kept for a next request (that would leave its close unseen).
+            session.set_pipelining_enabled(false);
             // The stream goes on in a task of its own; this connection's task ends here.
             tokio::spawn(tail.run(self.gateway.clone(), session));
             return Next::Close;

@@ -139,11 +139,13 @@ async fn read_body(session: &mut Session, limit: usize, gateway: &Gateway) -> Re
     // (curl for bodies over 1 KiB, .NET, Java): without one it waits a second or more. It is
     // sent only once the request is known to be read: a refusal comes instead, and then the
     // body is never sent, so nothing is left to discard.
-    let expects_continue = session
-        .req_header()
-        .headers
-        .get("expect")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    // (An HTTP/1.0 client is sent none: RFC 9110 §10.1.1.)
+    let expects_continue = session.req_header().version == http::Version::HTTP_11
+        && session
+            .req_header()
+            .headers
+            .get("expect")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if declared.is_some_and(|n| n > limit) {
         session.set_keepalive(None);
         if !expects_continue && declared.is_some_and(|n| n <= DISCARD_BOUND) {
@@ -157,10 +159,14 @@ async fn read_body(session: &mut Session, limit: usize, gateway: &Gateway) -> Re
         return ReadBody::None;
     }
     if expects_continue {
+        // Pingora turns keep-alive off for any header written before the body is read; the
+        // body is read whole below, so the connection stays reusable.
+        let keepalive = session.get_keepalive();
         if let Err(e) = session.write_continue_response().await {
             session.set_keepalive(None);
             return ReadBody::Unreadable(e.etype().as_str());
         }
+        session.set_keepalive(keepalive);
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
     loop {
@@ -335,6 +341,8 @@ pub async fn serve(gateway: &Gateway, session: &mut Session, limits: &Connection
             Served::Done
         }
         Err(e) => {
+            // The answer was not (wholly) written: the connection cannot carry another one.
+            session.set_keepalive(None);
             record_request(gateway, session, &ctx, Some(e.etype().as_str()));
             Served::Done
         }
@@ -365,9 +373,17 @@ async fn answer_request(
     ctx: &mut RequestCtx,
 ) -> Result<Option<EventStream>> {
     let settings = &gateway.runtime().settings;
-    // An idle kept-alive connection is closed after this; reading a broken body below turns
-    // keep-alive off for good.
-    session.set_keepalive(Some(limits.idle_timeout_s()));
+    // Keep-alive as Pingora's parser decided it (off for HTTP/1.0 without `keep-alive`, for
+    // `Connection: close`, for a request with both a length and chunked framing), with callgate's
+    // idle timeout when on; reading a broken body below turns it off for good.
+    if session.get_keepalive().is_some() {
+        session.set_keepalive(Some(limits.idle_timeout_s()));
+    }
+    // Each read of the body is bounded by the body deadline below (not Pingora's 60 s per read),
+    // and each write of the answer by it too: a client that does not take its answer does not
+    // hold the connection and its task for ever. (A stream sets its own bound.)
+    session.set_read_timeout(Some(limits.body_timeout));
+    session.set_write_timeout(Some(limits.body_timeout));
     let reading = read_body(session, settings.max_body_bytes, gateway);
     let mut answer = match tokio::time::timeout(limits.body_timeout, reading).await {
         Ok(body) => {
@@ -386,7 +402,16 @@ async fn answer_request(
     ctx.status = answer.status;
     ctx.outcome = std::mem::take(&mut answer.outcome);
     let head_only = session.req_header().method == "HEAD";
-    session.write_response_header(Box::new(resp)).await?;
+    // Pingora bounds body writes by the write timeout, not the header's.
+    match tokio::time::timeout(
+        limits.body_timeout,
+        session.write_response_header(Box::new(resp)),
+    )
+    .await
+    {
+        Ok(written) => written?,
+        Err(_) => return Error::e_explain(ErrorType::WriteTimedout, "writing the response header"),
+    }
     if stream.is_none() && !head_only {
         session.write_response_body(answer.body, true).await?;
     }
