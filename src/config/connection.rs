@@ -8,11 +8,11 @@ use std::time::Duration;
 
 /// Pingora parses the head callgate has read; it refuses more header fields than this, and a
 /// head larger than [`PINGORA_MAX_HEAD`], whatever callgate allows.
-const PINGORA_MAX_HEADERS: usize = 256;
+pub const PINGORA_MAX_HEADERS: usize = 256;
 const PINGORA_MAX_HEAD: usize = 1024 * 1024 - 1;
 
 /// A client connection's bounds, checked when the config is loaded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConnectionLimits {
     /// Idle time allowed between two requests on a kept-alive connection.
     pub idle_timeout: Duration,

@@ -15,7 +15,7 @@ mod tls;
 mod upstream;
 
 pub use agents::{Agent, AgentAt, Defaults};
-pub use connection::ConnectionLimits;
+pub use connection::{ConnectionLimits, PINGORA_MAX_HEADERS};
 pub use events::EventsSettings;
 pub use file::{ConfigFile, DefaultRoute};
 pub use runtime::{CacheSettings, Provider, Runtime, Secret, Settings, Tenant};

@@ -11,8 +11,9 @@
 //! complete, too large, or too slow.
 
 use crate::canonical::ErrorCode;
-use crate::config::ConnectionLimits;
+use crate::config::{ConnectionLimits, PINGORA_MAX_HEADERS};
 use bytes::BytesMut;
+use std::mem::MaybeUninit;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::{timeout_at, Instant};
 
@@ -112,8 +113,10 @@ fn progress(buf: &[u8], limits: &ConnectionLimits) -> Progress {
     if line_end.unwrap_or(line.len()) > limits.max_request_line_bytes {
         return Progress::Refused(Refusal::LineTooLong);
     }
-    let mut fields = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let parsed = httparse::Request::new(&mut fields).parse(buf);
+    // On the stack and not initialised: this runs on every read of every request head.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; PINGORA_MAX_HEADERS];
+    let fields = &mut fields[..limits.max_headers.min(PINGORA_MAX_HEADERS)];
+    let parsed = httparse::Request::new(&mut []).parse_with_uninit_headers(buf, fields);
     let state = match parsed {
         Ok(httparse::Status::Complete(n)) => Progress::Complete(n),
         Ok(httparse::Status::Partial) => Progress::Partial,
@@ -203,9 +206,11 @@ pub async fn read_head<R: AsyncRead + Unpin>(
 
 #[cfg(test)]
 mod tests {
+    //! In paused time: a scripted client's pauses are the timing under test (the deadlines),
+    //! and take no time to run.
     use super::*;
     use std::time::Duration;
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncWriteExt, DuplexStream};
 
     fn limits() -> ConnectionLimits {
         ConnectionLimits {
@@ -218,41 +223,46 @@ mod tests {
         }
     }
 
-    /// Reads a head from a client that writes `parts`, `gap` apart, then stays open.
-    async fn read(parts: Vec<Vec<u8>>, gap: Duration, kept_alive: bool) -> Head {
-        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+    /// The server's end of a connection whose client, for each step, pauses the step's seconds
+    /// and then writes its bytes; after the last step it stays connected and silent.
+    fn client(steps: Vec<(u64, String)>) -> DuplexStream {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
         tokio::spawn(async move {
-            for p in parts {
-                tokio::time::sleep(gap).await;
-                if client.write_all(&p).await.is_err() {
+            for (pause, bytes) in steps {
+                tokio::time::sleep(Duration::from_secs(pause)).await;
+                if client.write_all(bytes.as_bytes()).await.is_err() {
                     return;
                 }
             }
-            // Keep the connection open (silent) well past every deadline.
-            tokio::time::sleep(Duration::from_secs(3600)).await;
+            std::future::pending::<()>().await;
         });
-        read_head(
-            &mut server,
-            &limits(),
-            BytesMut::new(),
-            kept_alive,
-            std::future::pending(),
-        )
-        .await
+        server
     }
 
-    fn bytes(s: &str) -> Vec<u8> {
-        s.as_bytes().to_vec()
+    /// A head read from a client that sends `steps`.
+    async fn read(steps: Vec<(u64, String)>, kept_alive: bool) -> Head {
+        let mut server = client(steps);
+        let no_stop = std::future::pending();
+        read_head(&mut server, &limits(), BytesMut::new(), kept_alive, no_stop).await
+    }
+
+    /// A head read from a client that sends `text` at once.
+    async fn read_now(text: &str) -> Head {
+        read(vec![(0, text.to_string())], false).await
+    }
+
+    fn at(pause: u64, text: &str) -> (u64, String) {
+        (pause, text.to_string())
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_head_sent_in_pieces_is_read_with_the_body_bytes_after_it() {
-        let parts = vec![
-            bytes("POST /v1/calls HT"),
-            bytes("TP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"),
-            bytes("\r\n{}"),
+        let steps = vec![
+            at(1, "POST /v1/calls HT"),
+            at(1, "TP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"),
+            at(1, "\r\n{}"),
         ];
-        let Head::Read(buf) = read(parts, Duration::from_secs(1), false).await else {
+        let Head::Read(buf) = read(steps, false).await else {
             panic!("not read")
         };
         assert!(buf.ends_with(b"\r\n\r\n{}"));
@@ -260,12 +270,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_head_not_complete_within_the_header_timeout_is_refused() {
-        let parts = vec![
-            bytes("GET / HTTP/1.1\r\nHost: x\r\n"),
-            bytes("X-Slow: 1\r\n"),
+        let steps = vec![
+            at(6, "GET / HTTP/1.1\r\nHost: x\r\n"),
+            at(6, "X-Slow: 1\r\n"),
         ];
         let started = Instant::now();
-        let head = read(parts, Duration::from_secs(6), false).await;
+        let head = read(steps, false).await;
         assert!(matches!(head, Head::Refused(Refusal::Timeout)), "{head:?}");
         // From the connection, not from the last byte.
         assert_eq!(started.elapsed(), Duration::from_secs(10));
@@ -274,7 +284,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_new_connection_that_sends_nothing_is_closed_at_the_header_timeout() {
         let started = Instant::now();
-        let head = read(vec![], Duration::ZERO, false).await;
+        let head = read(vec![], false).await;
         assert!(matches!(head, Head::Gone), "{head:?}");
         assert_eq!(started.elapsed(), Duration::from_secs(10));
     }
@@ -282,27 +292,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_kept_alive_connection_waits_the_idle_timeout_then_the_header_timeout() {
         // First byte after 59 s of idleness, the rest 9 s later: read.
-        let parts = [bytes("G"), bytes("ET / HTTP/1.1\r\n\r\n")];
-        let (mut client, mut server) = tokio::io::duplex(1024);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(59)).await;
-            client.write_all(&parts[0]).await.unwrap();
-            tokio::time::sleep(Duration::from_secs(9)).await;
-            client.write_all(&parts[1]).await.unwrap();
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        });
-        let head = read_head(
-            &mut server,
-            &limits(),
-            BytesMut::new(),
-            true,
-            std::future::pending(),
-        )
-        .await;
+        let head = read(vec![at(59, "G"), at(9, "ET / HTTP/1.1\r\n\r\n")], true).await;
         assert!(matches!(head, Head::Read(_)), "{head:?}");
         // Idle past the idle timeout: closed, nothing to answer.
         let started = Instant::now();
-        let head = read(vec![], Duration::ZERO, true).await;
+        let head = read(vec![], true).await;
         assert!(matches!(head, Head::Gone), "{head:?}");
         assert_eq!(started.elapsed(), Duration::from_secs(60));
     }
@@ -311,7 +305,7 @@ mod tests {
     async fn a_long_request_line_is_refused_before_it_ends() {
         let line = format!("GET /{} HTTP/1.1", "a".repeat(200));
         // Only the first 150 bytes are ever sent: no need to wait for the end of the line.
-        let head = read(vec![bytes(&line[..150])], Duration::ZERO, false).await;
+        let head = read_now(&line[..150]).await;
         assert!(
             matches!(head, Head::Refused(Refusal::LineTooLong)),
             "{head:?}"
@@ -321,41 +315,31 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_large_or_crowded_head_is_refused() {
         let big = format!("GET / HTTP/1.1\r\nX-Big: {}", "b".repeat(2000));
-        let head = read(vec![bytes(&big)], Duration::ZERO, false).await;
+        let head = read_now(&big).await;
         assert!(
             matches!(head, Head::Refused(Refusal::HeadTooLarge)),
             "{head:?}"
         );
         let crowded = format!("GET / HTTP/1.1\r\n{}\r\n", "X-A: 1\r\n".repeat(6));
-        let head = read(vec![bytes(&crowded)], Duration::ZERO, false).await;
+        let head = read_now(&crowded).await;
         assert!(
             matches!(head, Head::Refused(Refusal::TooManyHeaders)),
             "{head:?}"
         );
         let five = format!("GET / HTTP/1.1\r\n{}\r\n", "X-A: 1\r\n".repeat(5));
-        let head = read(vec![bytes(&five)], Duration::ZERO, false).await;
+        let head = read_now(&five).await;
         assert!(matches!(head, Head::Read(_)), "{head:?}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_broken_head_is_refused_and_an_unescaped_target_left_to_pingora() {
-        let head = read(
-            vec![bytes("GET / HTTP/1.1\r\nBad Name: 1\r\n\r\n")],
-            Duration::ZERO,
-            false,
-        )
-        .await;
+        let head = read_now("GET / HTTP/1.1\r\nBad Name: 1\r\n\r\n").await;
         assert!(
             matches!(head, Head::Refused(Refusal::Malformed)),
             "{head:?}"
         );
         // A space in the target: httparse refuses the line, Pingora encodes it.
-        let head = read(
-            vec![bytes("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n")],
-            Duration::ZERO,
-            false,
-        )
-        .await;
+        let head = read_now("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(matches!(head, Head::Read(_)), "{head:?}");
     }
 
@@ -363,38 +347,32 @@ mod tests {
     async fn the_limits_hold_for_heads_only_pingora_reads() {
         // Empty lines first do not hide a long request line.
         let long = format!("\r\n\r\nGET /{} HTTP/1.1\r\n\r\n", "a".repeat(200));
-        let head = read(vec![bytes(&long)], Duration::ZERO, false).await;
+        let head = read_now(&long).await;
         assert!(
             matches!(head, Head::Refused(Refusal::LineTooLong)),
             "{head:?}"
         );
         // A target httparse refuses still has its fields counted.
         let crowded = format!("GET /a b HTTP/1.1\r\n{}\r\n", "X-A: 1\r\n".repeat(6));
-        let head = read(vec![bytes(&crowded)], Duration::ZERO, false).await;
+        let head = read_now(&crowded).await;
         assert!(
             matches!(head, Head::Refused(Refusal::TooManyHeaders)),
             "{head:?}"
         );
         // … and its head may end with bare line feeds.
-        let bare = "GET /a b HTTP/1.1\nHost: x\n\n";
-        let head = read(vec![bytes(bare)], Duration::ZERO, false).await;
+        let head = read_now("GET /a b HTTP/1.1\nHost: x\n\n").await;
         assert!(matches!(head, Head::Read(_)), "{head:?}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_stop_ends_the_idle_wait_but_not_a_head_begun() {
-        let (_client, mut server) = tokio::io::duplex(1024);
-        let head = read_head(&mut server, &limits(), BytesMut::new(), true, async {}).await;
+        let stopped = async {};
+        let mut idle = client(vec![]);
+        let head = read_head(&mut idle, &limits(), BytesMut::new(), true, stopped).await;
         assert!(matches!(head, Head::Gone), "{head:?}");
-        let (mut client, mut server) = tokio::io::duplex(1024);
-        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            client.write_all(b"Host: x\r\n\r\n").await.unwrap();
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        });
-        let prefix = BytesMut::new();
-        let head = read_head(&mut server, &limits(), prefix, false, async {}).await;
+        let mut begun = client(vec![at(0, "GET / HTTP/1.1\r\n"), at(1, "Host: x\r\n\r\n")]);
+        let stopped = async {};
+        let head = read_head(&mut begun, &limits(), BytesMut::new(), false, stopped).await;
         assert!(matches!(head, Head::Read(_)), "{head:?}");
     }
 
@@ -403,14 +381,8 @@ mod tests {
         let (mut client, mut server) = tokio::io::duplex(1024);
         client.write_all(b"GET / HT").await.unwrap();
         drop(client);
-        let head = read_head(
-            &mut server,
-            &limits(),
-            BytesMut::new(),
-            false,
-            std::future::pending(),
-        )
-        .await;
+        let no_stop = std::future::pending();
+        let head = read_head(&mut server, &limits(), BytesMut::new(), false, no_stop).await;
         assert!(matches!(head, Head::Gone), "{head:?}");
     }
 }

@@ -47,7 +47,7 @@ impl ApiApp {
         shutdown: &ShutdownWatch,
     ) -> Next {
         // The bounds of the config snapshot current when the request starts.
-        let limits = self.gateway.runtime().settings.connection.clone();
+        let limits = self.gateway.runtime().settings.connection;
         // Between requests, a stopping server closes the connection: the client's next request
         // goes to the new process or another replica. A request already begun is answered.
         let mut stopping = shutdown.clone();
