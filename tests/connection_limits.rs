@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::raw::{complete, raw, RawReply};
+use common::raw::{complete, raw, read_to_close, read_until, send_to_close, RawReply};
 use common::{wait_until, Harness, KEY};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -17,23 +17,6 @@ const LIMITS: &str = "header_timeout_ms = 500\nbody_timeout_ms = 500\n\
 
 fn harness() -> Harness {
     Harness::start_with_server_keys(LIMITS)
-}
-
-/// Reads what the server sends on `s` until it closes the connection (or [`common::PATIENCE`]
-/// passes: then `closed` is false).
-fn read_to_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
-    s.set_read_timeout(Some(common::PATIENCE)).unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return (seen, true),
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
-            // A reset after the answer (the server closed with unread bytes): closed all the same.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (seen, true),
-            Err(_) => return (seen, false),
-        }
-    }
 }
 
 /// The problem's code, after checking it is one with a request id and the status `status`.
@@ -128,35 +111,25 @@ fn heads_over_the_limits_are_problems_not_bare_pingora_errors() {
 fn a_slow_head_or_body_is_a_408_and_the_connection_is_closed() {
     let h = harness();
     // Slowloris: the head never ends.
-    let mut s = TcpStream::connect(h.gateway.addr).unwrap();
-    s.write_all(b"GET /v1/providers HTTP/1.1\r\nHost: callgate\r\nX-Slow: a")
-        .unwrap();
-    let (seen, closed) = read_to_close(&mut s);
+    let (text, closed) = send_to_close(
+        &h,
+        b"GET /v1/providers HTTP/1.1\r\nHost: callgate\r\nX-Slow: a",
+    );
     assert!(closed, "the slow head's connection stayed open");
-    let text = String::from_utf8_lossy(&seen);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
 
     // A new connection that sends nothing is closed, without an answer.
-    let mut s = TcpStream::connect(h.gateway.addr).unwrap();
-    let (seen, closed) = read_to_close(&mut s);
-    assert!(
-        closed && seen.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&seen)
-    );
+    let (text, closed) = send_to_close(&h, b"");
+    assert!(closed && text.is_empty(), "{text}");
 
     // A body that stops short: 408 once the body deadline passes (the key was checked first).
-    let mut s = TcpStream::connect(h.gateway.addr).unwrap();
-    write!(
-        s,
+    let short = format!(
         "POST /v1/calls HTTP/1.1\r\nHost: callgate\r\nAuthorization: Bearer {KEY}\r\n\
          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"to\": "
-    )
-    .unwrap();
-    let (seen, closed) = read_to_close(&mut s);
+    );
+    let (text, closed) = send_to_close(&h, short.as_bytes());
     assert!(closed);
-    let text = String::from_utf8_lossy(&seen);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("request body was not complete"), "{text}");
     assert!(h.sim(callgate_sim::VendorKind::Zudu).requests().is_empty());
@@ -166,26 +139,22 @@ fn a_slow_head_or_body_is_a_408_and_the_connection_is_closed() {
 fn a_kept_alive_connection_serves_requests_one_after_another_and_pipelined() {
     let h = harness();
     let mut s = TcpStream::connect(h.gateway.addr).unwrap();
-    s.set_read_timeout(Some(common::PATIENCE)).unwrap();
-    let mut answers = 0;
+    // Whole answers in `seen`: the bytes split at each status line.
+    let answers = |seen: &[u8]| {
+        let text = String::from_utf8_lossy(seen).to_string();
+        text.split("HTTP/1.1 ")
+            .skip(1)
+            .filter(|p| complete(format!("HTTP/1.1 {p}").as_bytes()))
+            .count()
+    };
     let mut seen = Vec::new();
     // Two requests one after the other, then three in one write.
     for batch in [1, 1, 3] {
         s.write_all(get_head("").repeat(batch).as_bytes()).unwrap();
-        let want = answers + batch;
-        let mut buf = [0u8; 8192];
-        while answers < want {
-            let n = s.read(&mut buf).unwrap();
-            assert!(n > 0, "closed after {answers} answers");
-            seen.extend_from_slice(&buf[..n]);
-            // Count whole answers: split the bytes at each status line.
-            let text = String::from_utf8_lossy(&seen).to_string();
-            let parts: Vec<&str> = text.split("HTTP/1.1 ").skip(1).collect();
-            answers = parts
-                .iter()
-                .filter(|p| complete(format!("HTTP/1.1 {p}").as_bytes()))
-                .count();
-        }
+        let want = answers(&seen) + batch;
+        read_until(&mut s, &mut seen, &format!("answer {want}"), |seen| {
+            answers(seen) >= want
+        });
     }
     let text = String::from_utf8_lossy(&seen);
     assert_eq!(text.matches("HTTP/1.1 200").count(), 5, "{text}");
@@ -237,50 +206,36 @@ fn a_client_that_expects_100_continue_gets_it_before_sending_its_body() {
         )
     };
     let mut s = TcpStream::connect(h.gateway.addr).unwrap();
-    s.set_read_timeout(Some(common::PATIENCE)).unwrap();
     s.write_all(head(body.len()).as_bytes()).unwrap();
     // Nothing more is sent until callgate says to go on.
     let mut seen = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "closed before a 100 Continue");
-        seen.extend_from_slice(&buf[..n]);
-    }
+    let head_end = |seen: &[u8]| seen.windows(4).position(|w| w == b"\r\n\r\n");
+    read_until(&mut s, &mut seen, "a 100 Continue", |seen| {
+        head_end(seen).is_some()
+    });
     let interim = String::from_utf8_lossy(&seen).to_string();
     assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
     s.write_all(body.as_bytes()).unwrap();
-    let mut rest = seen[interim.find("\r\n\r\n").unwrap() + 4..].to_vec();
-    while !complete(&rest) {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "closed before the answer");
-        rest.extend_from_slice(&buf[..n]);
-    }
+    let mut rest = seen.split_off(head_end(&seen).unwrap() + 4);
+    read_until(&mut s, &mut rest, "the answer", complete);
     let text = String::from_utf8_lossy(&rest).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 201"), "{text}");
     // The 100 did not cost the connection: it is kept for the next request.
     assert!(!text.contains("connection: close"), "{text}");
 
     // Over the limit: the 413 comes at once, without a 100 and without waiting for the body.
-    let mut s = TcpStream::connect(h.gateway.addr).unwrap();
-    s.write_all(head(10 * 1024 * 1024).as_bytes()).unwrap();
-    let (seen, closed) = read_to_close(&mut s);
-    let text = String::from_utf8_lossy(&seen);
+    let (text, closed) = send_to_close(&h, head(10 * 1024 * 1024).as_bytes());
     assert!(closed && text.starts_with("HTTP/1.1 413"), "{text}");
 }
 
 #[test]
 fn an_http_1_0_request_without_keep_alive_is_answered_and_closed() {
     let h = harness();
-    let mut s = TcpStream::connect(h.gateway.addr).unwrap();
-    write!(
-        s,
+    let old = format!(
         "GET /v1/providers HTTP/1.0\r\nHost: callgate\r\nAuthorization: Bearer {KEY}\r\n\r\n"
-    )
-    .unwrap();
+    );
     // Closed after the answer, not kept for the idle timeout (60 s here).
-    let (seen, closed) = read_to_close(&mut s);
-    let text = String::from_utf8_lossy(&seen);
+    let (text, closed) = send_to_close(&h, old.as_bytes());
     assert!(closed && text.contains(" 200 "), "{text}");
 }
 

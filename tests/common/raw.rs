@@ -87,3 +87,43 @@ pub fn complete(bytes: &[u8]) -> bool {
         .and_then(|(_, v)| v.trim().parse::<usize>().ok())
         .is_some_and(|n| body.len() >= n)
 }
+
+/// Reads from `s` into `seen` until `done(seen)` holds; panics, naming `what`, if the server
+/// closes the connection first (or sends nothing for [`super::PATIENCE`]).
+pub fn read_until(s: &mut TcpStream, seen: &mut Vec<u8>, what: &str, done: impl Fn(&[u8]) -> bool) {
+    s.set_read_timeout(Some(super::PATIENCE)).unwrap();
+    let mut buf = [0u8; 8192];
+    while !done(seen) {
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+        assert!(n > 0, "closed before {what}");
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Reads what the server sends on `s` until it closes the connection (or [`super::PATIENCE`]
+/// passes: then `closed` is false).
+pub fn read_to_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
+    s.set_read_timeout(Some(super::PATIENCE)).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (seen, true),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            // A reset after the answer (the server closed with unread bytes): closed all the same.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (seen, true),
+            Err(_) => return (seen, false),
+        }
+    }
+}
+
+/// Writes `bytes` on a new connection to `h`'s gateway and reads until the server closes it:
+/// what it sent, as text, and whether it closed.
+pub fn send_to_close(h: &Harness, bytes: &[u8]) -> (String, bool) {
+    let mut s = TcpStream::connect(h.gateway.addr).expect("connect");
+    s.write_all(bytes).unwrap();
+    let (seen, closed) = read_to_close(&mut s);
+    (String::from_utf8_lossy(&seen).into_owned(), closed)
+}
