@@ -166,6 +166,13 @@ fn a_client_that_goes_away_is_let_go_at_once_not_at_the_next_heartbeat() {
     common::raw::read_until(&mut s, &mut seen, "the first status", |seen| {
         String::from_utf8_lossy(seen).contains("event: status")
     });
+    // The body is delimited by the connection's close: the events come as they are, unframed.
+    let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete head");
+    assert!(head.lines().any(|l| l == "connection: close"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    assert!(body.starts_with("retry: "), "{body:.40}");
     drop(s);
     let series = |h: &Harness, name: &str| {
         h.scrape()

@@ -91,11 +91,11 @@ impl ApiApp {
         if let request::Served::Stream(tail) =
             request::serve(&self.gateway, &mut session, &limits).await
         {
-            // Nothing more is read from a stream's client but its leaving: bytes it sends are
-            // not kept for a next request (that would leave its close unseen).
-            session.set_pipelining_enabled(false);
-            // The stream goes on in a task of its own; this connection's task ends here.
-            tokio::spawn(tail.run(self.gateway.clone(), session));
+            // The stream goes on in a task of its own, on the bare connection; this
+            // connection's task and its HTTP session end here.
+            if let Some(conn) = request::into_connection(session) {
+                tokio::spawn(tail.run(self.gateway.clone(), conn));
+            }
             return Next::Close;
         }
         if *shutdown.borrow() {

@@ -20,9 +20,12 @@ use crate::telemetry;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::protocols::http::ServerSession as Session;
+use pingora::protocols::Stream;
 use prometheus::IntGauge;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::timeout;
 use tracing::Instrument;
 
 /// Counts a request in `callgate_inflight_requests` for as long as it lives.
@@ -188,36 +191,53 @@ async fn read_body(session: &mut Session, limit: usize, gateway: &Gateway) -> Re
     }
 }
 
-/// Writes an event stream's chunks as they come; says why it ended. A write the client does not
-/// take within `slow` ends it (the client resumes with the last id it read), as does a client
-/// that goes away: its close is seen while the stream waits for its next chunk, not at the next
-/// write (which may be a heartbeat many seconds later).
-async fn write_stream(
-    session: &mut Session,
-    mut stream: EventStream,
-    slow: Duration,
-) -> &'static str {
-    session.set_write_timeout(Some(slow));
-    loop {
+/// Writes an event stream's chunks as they come, straight to the client's connection; says why
+/// it ended. A write the client does not take within `slow` ends it (the client resumes with the
+/// last id it read), as does a client that goes away: its close (or anything it sends) is seen
+/// while the stream waits for its next chunk, not at the next write (which may be a heartbeat
+/// many seconds later). The body is delimited by the connection's close (the header said
+/// `Connection: close`), so a chunk is written as it is: no framing.
+async fn write_stream(conn: &mut Stream, mut events: EventStream, slow: Duration) -> &'static str {
+    // The header may still be in the connection's write buffer.
+    let mut open = matches!(timeout(slow, conn.flush()).await, Ok(Ok(())));
+    if !open {
+        events.abandoned(false);
+    }
+    while open {
         let chunk = tokio::select! {
-            chunk = stream.next() => chunk,
-            // Nothing more is expected from the client: a close (or stray bytes) ends it.
-            _ = session.read_body_or_idle(true) => {
-                stream.abandoned(false);
+            chunk = events.next() => chunk,
+            _ = client_leaves(conn) => {
+                events.abandoned(false);
                 break;
             }
         };
         let Some(chunk) = chunk else { break };
-        if let Err(e) = session.write_response_body(chunk, false).await {
-            stream.abandoned(e.etype() == &ErrorType::WriteTimedout);
-            break;
+        match timeout(slow, write_chunk(conn, &chunk)).await {
+            Ok(Ok(())) => events.written(),
+            Ok(Err(_)) => {
+                events.abandoned(false);
+                open = false;
+            }
+            Err(_) => {
+                events.abandoned(true);
+                open = false;
+            }
         }
-        stream.written();
     }
-    // The connection is not reused after a stream: its client reconnects anyway.
-    session.set_keepalive(None);
-    let _ = session.write_response_body(bytes::Bytes::new(), true).await;
-    stream.ended().map_or("", |e| e.name())
+    let _ = timeout(slow, conn.shutdown()).await;
+    events.ended().map_or("", |e| e.name())
+}
+
+async fn write_chunk(conn: &mut Stream, chunk: &[u8]) -> std::io::Result<()> {
+    conn.write_all(chunk).await?;
+    conn.flush().await
+}
+
+/// Resolves when the stream's client closes its side or sends anything (nothing more is
+/// expected from it).
+async fn client_leaves(conn: &mut Stream) {
+    let mut byte = [0u8; 1];
+    let _ = conn.read(&mut byte).await;
 }
 
 /// The request as a [`Incoming`] for the gateway, its body already read.
@@ -257,9 +277,9 @@ pub fn refusal_answer(refusal: Refusal, limits: &ConnectionLimits, request_id: &
 pub fn response_header(answer: &Answer, request_id: &str) -> Result<ResponseHeader> {
     let mut resp = ResponseHeader::build(answer.status, Some(6))?;
     resp.insert_header("Content-Type", answer.content_type)?;
-    if answer.stream.is_some() {
-        resp.insert_header("Transfer-Encoding", "chunked")?;
-    } else {
+    // An event stream's body is delimited by the connection's close (RFC 9112 §6.3): its
+    // session sets `Connection: close`, and its events are written as they are.
+    if answer.stream.is_none() {
         resp.insert_header("Content-Length", answer.body.len().to_string())?;
     }
     resp.insert_header("X-Request-Id", request_id)?;
@@ -285,26 +305,49 @@ pub enum Served {
     Stream(Box<StreamTail>),
 }
 
-/// The rest of an event stream's answer, written by [`StreamTail::run`] on a task of its own: a
-/// stream can stay open for an hour, and the task that read its request (Pingora's connection
-/// task and callgate's request futures, about 20 KiB) need not live that long. Its request's
-/// trace span ends with the header; its log line is written when the stream ends.
+/// The rest of an event stream's answer, written by [`StreamTail::run`] on a task of its own
+/// straight to the connection: a stream can stay open for an hour, and neither the task that read
+/// its request (Pingora's connection task and callgate's request futures, about 20 KiB) nor
+/// Pingora's HTTP session (the request's and answer's headers, its buffers) need live that long.
+/// Its request's trace span ends with the header; its log line is written when the stream ends.
 pub struct StreamTail {
     ctx: RequestCtx,
     stream: EventStream,
     slow: Duration,
+    /// The request's path, for the log line (the method is GET).
+    path: Box<str>,
 }
 
 impl StreamTail {
-    /// Writes the stream's events until it ends, then its log line and metrics.
-    pub async fn run(self: Box<Self>, gateway: Arc<Gateway>, mut session: Session) {
+    /// Writes the stream's events to `conn` until it ends, then its log line and metrics.
+    pub async fn run(self: Box<Self>, gateway: Arc<Gateway>, mut conn: Stream) {
         let StreamTail {
             mut ctx,
             stream,
             slow,
+            path,
         } = *self;
-        ctx.outcome.stream_end = Some(write_stream(&mut session, stream, slow).await);
-        record_request(&gateway, &session, &ctx, None);
+        ctx.outcome.stream_end = Some(write_stream(&mut conn, stream, slow).await);
+        drop(conn);
+        let line = LogLine {
+            method: "GET",
+            path: &path,
+            status: ctx.status,
+            request_id: &ctx.request_id,
+            trace_id: ctx.trace_id.as_deref(),
+            started: ctx.started,
+            error: None,
+        };
+        record(&gateway, &line, &ctx.outcome);
+    }
+}
+
+/// The client's connection of a session whose stream answer's header is written (HTTP/1: the
+/// only kind served here).
+pub fn into_connection(session: Session) -> Option<Stream> {
+    match session {
+        Session::H1(h1) => Some(h1.into_inner()),
+        _ => None,
     }
 }
 
@@ -335,6 +378,7 @@ pub async fn serve(gateway: &Gateway, session: &mut Session, limits: &Connection
             ctx,
             stream,
             slow: gateway.runtime().settings.events.slow_client_timeout(),
+            path: session.req_header().uri.path().into(),
         })),
         Ok(None) => {
             record_request(gateway, session, &ctx, None);
@@ -398,10 +442,14 @@ async fn answer_request(
         }
     };
     let resp = response_header(&answer, &ctx.request_id)?;
-    let stream = answer.stream.take();
+    let head_only = session.req_header().method == "HEAD";
+    let stream = answer.stream.take().filter(|_| !head_only);
+    if stream.is_some() {
+        // The connection ends with the stream (its client reconnects anyway).
+        session.set_keepalive(None);
+    }
     ctx.status = answer.status;
     ctx.outcome = std::mem::take(&mut answer.outcome);
-    let head_only = session.req_header().method == "HEAD";
     // Pingora bounds body writes by the write timeout, not the header's.
     match tokio::time::timeout(
         limits.body_timeout,
