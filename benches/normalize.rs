@@ -41,7 +41,7 @@ const PAGE: usize = 100;
 
 /// The allocator the `callgate` binary runs with (src/main.rs), for callgate and floor alike.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 struct Case {
     vendor: &'static str,

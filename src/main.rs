@@ -4,11 +4,25 @@
 
 mod cli;
 
-/// mimalloc instead of glibc's malloc: measured under the load bench, glibc's arena locks made
+/// jemalloc instead of glibc's malloc: measured under the load bench, glibc's arena locks made
 /// ~1 futex syscall per proxied request (a buffer allocated on one Pingora worker thread is
-/// freed on another) and malloc/free were ~15% of callgate's CPU.
+/// freed on another) and malloc/free were ~15% of callgate's CPU. jemalloc rather than mimalloc:
+/// a buffer freed on another worker than the one that allocated it (Pingora's workers steal
+/// each other's connections) goes back to a shared arena, and jemalloc's background thread
+/// returns free pages to the system when no request runs; mimalloc kept them until the owning
+/// thread allocated again, so RSS stayed high after a burst (benches/README.md, "Memory after
+/// load").
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read at its start (its documented `malloc_conf` symbol, under the
+/// `_rjem_` prefix of the tikv-jemallocator build). The background thread purges dirty pages
+/// after `dirty_decay_ms` even when every thread is idle; `muzzy_decay_ms:0` returns them to the
+/// system at once (no lazily-freed middle state). The `_RJEM_MALLOC_CONF` environment variable
+/// overrides any of these at start.
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

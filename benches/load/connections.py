@@ -35,7 +35,7 @@ Usage: python3 benches/load/connections.py --callgate target/release/callgate --
 [--latency-ms 50] [--levels 50,500,2000] [--seconds 10] [--settle-seconds 60] [--streams 10000]
 [--stream-calls K] [--hold-seconds 30] [--env NAME=VALUE ...] [--max-in-flight N]
 [--adapters DIR] [--no-levels] [--markdown FILE] [--smoke]. `--env` is given to callgate only
-(e.g. MIMALLOC_ALLOW_THP=0). `--smoke` (20 connections for 1 s, settle 1 s, 50 streams on 5
+(e.g. _RJEM_MALLOC_CONF=dirty_decay_ms:0). `--smoke` (20 connections for 1 s, settle 1 s, 50 streams on 5
 calls) takes about 15 s.
 """
 
@@ -454,7 +454,7 @@ def main():
                     help="created calls play a conversation, a line per step, then end (0: they "
                     "stay in progress): with --streams, events to deliver")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                    help="environment for callgate (repeatable), e.g. MIMALLOC_PURGE_DELAY=0")
+                    help="environment for callgate (repeatable), e.g. _RJEM_MALLOC_CONF=dirty_decay_ms:0")
     ap.add_argument("--adapters", help="adapter directory (default: the config's, `adapters`)")
     ap.add_argument("--markdown", help="also write the tables to this file")
     ap.add_argument("--smoke", action="store_true",

@@ -334,8 +334,8 @@ fn entry(f: Fetched, stale: Duration) -> Arc<Entry> {
 
 /// A body as the cache keeps it: in an allocation of about its size, as the weigher counts its
 /// length. `serde_json::to_vec` grows its buffer by doubling, so a 28 KB page sat in a 32 KB
-/// allocation and a 33 KB one in 64 KB; `Bytes::from(Vec)` keeps that capacity (and mimalloc
-/// does not shrink a block in place by less than half). A buffer with more than 1/8 unused is
+/// allocation and a 33 KB one in 64 KB; `Bytes::from(Vec)` keeps that capacity (and an
+/// allocator does not shrink a block in place by much). A buffer with more than 1/8 unused is
 /// copied into one of the right size (a few µs for a page, paid only by what is stored).
 fn kept(body: Vec<u8>) -> Bytes {
     if body.capacity() - body.len() > body.len() / 8 {
