@@ -394,7 +394,8 @@ def report(args, rows, st, md):
         f"cache off, Zudu get by id, {args.seconds} s per run, settle {args.settle_seconds} s"
         + (f", providers' max_in_flight {args.max_in_flight}" if args.max_in_flight else
            ", providers' max_in_flight as configured (256)")
-        + (f", callgate env {' '.join(args.env)}" if args.env else ""))
+        + (f", callgate env {' '.join(args.env)}" if args.env else "")
+        + (f", stream clients at nice {args.client_nice}" if args.client_nice else ""))
     if rows:
         out()
         out("| concurrency | direct req/s | callgate req/s | ratio | direct p50 / p99 ms | "
@@ -455,6 +456,10 @@ def main():
                     "stay in progress): with --streams, events to deliver")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="environment for callgate (repeatable), e.g. _RJEM_MALLOC_CONF=dirty_decay_ms:0")
+    ap.add_argument("--client-nice", type=int, default=0,
+                    help="run this script's stream clients at this nice value (e.g. 19), so that "
+                    "on a machine shared with callgate its readers do not preempt callgate's "
+                    "workers (callgate and the simulator keep theirs)")
     ap.add_argument("--adapters", help="adapter directory (default: the config's, `adapters`)")
     ap.add_argument("--markdown", help="also write the tables to this file")
     ap.add_argument("--smoke", action="store_true",
@@ -494,6 +499,8 @@ def main():
             rows = [level(args, procs, workdir, cfg, c, ep) for c in levels]
         if args.streams:
             cg = start_callgate(procs, args, workdir, cfg)
+            if args.client_nice:
+                os.nice(args.client_nice)
             st = asyncio.run(streams(args, cg.pid))
             procs.stop(cg)
     finally:
