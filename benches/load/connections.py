@@ -330,7 +330,8 @@ def delivery(before=()):
     buckets = [(le, n - start.get(le, 0.0)) for le, n in delivery_buckets()]
     total = buckets[-1][1] if buckets else 0.0
     q = lambda f: next((1000 * le for le, n in buckets if n >= f * total), float("nan"))
-    return total, q(0.5), q(0.99)
+    within_1ms = next((n for le, n in buckets if le == 0.001), float("nan"))
+    return total, q(0.5), q(0.99), within_1ms / total if total else float("nan")
 
 
 def metric(name):
@@ -423,12 +424,12 @@ def report(args, rows, st, md):
             f"{st['idle']:.1f} | {st['held']:.1f} | {per:.1f} | {st['after']:.1f} "
             f"({st['open_after']:.0f}) | {st['reads']:.0f} | {st['fds']} / {st['fd_limit']} | "
             f"{st['opened_in']:.1f} |")
-        n, p50, p99 = st["delivery"]
+        n, p50, p99, within_1ms = st["delivery"]
         if n:
             out(f"event delivery while the streams were held (vendor event or changed read -> "
                 f"written to a client, `callgate_event_delivery_seconds`, bucket upper bounds): "
                 f"{n:.0f} events, "
-                f"p50 <= {p50:g} ms, p99 <= {p99:g} ms")
+                f"p50 <= {p50:g} ms, p99 <= {p99:g} ms, {100 * within_1ms:.1f}% within 1 ms")
         if st["refused"] or st["failed"] or st["ended"] or st["retried"]:
             out(f"refused {st['refused']}, failed {st['failed']}, ended by callgate {st['ended']}, "
                 f"opens answered 503/504 and tried again a second later: {st['retried']}")
