@@ -121,8 +121,9 @@ pub fn gateway_server(runtime: Runtime, opts: ServeOptions) -> (Server, Arc<Gate
 ///   reads the body in pieces; Pingora's default 64 KiB L4 read buffer in front only copied the
 ///   same bytes once more, and was most of what an open connection cost (issue 18's
 ///   measurement: about 170 KiB per connection in all);
-/// - no write buffer: an event is one vectored write (chunk size, event, CRLF) either way, and an
-///   answer's header and body are two `sendto`s instead of one. Measured A/B (benches/README.md,
+/// - no write buffer: an event is one write to the bare connection (its body is delimited by the
+///   close, `connection::request`) either way, and an answer's header and body are two `sendto`s
+///   instead of one. Measured A/B (benches/README.md,
 ///   "callgate's own server application"): no difference in throughput or CPU per request at
 ///   concurrency 32 (13.1–13.6k req/s, 68–72 µs either way), 8 KiB less per connection and per
 ///   stream (13.3 → 9.3 KiB per idle stream).
