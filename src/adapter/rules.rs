@@ -275,6 +275,14 @@ impl Evaluator<'_> {
         self.drift.push(Drift { field, kind });
     }
 
+    /// `out`, noting drift of the wrong type when a value was found but could not be read.
+    fn read_as<T>(&mut self, field: &'static str, out: Option<T>) -> Option<T> {
+        if out.is_none() {
+            self.drift(field, DriftKind::WrongType);
+        }
+        out
+    }
+
     pub fn text(
         &mut self,
         field: &'static str,
@@ -295,10 +303,7 @@ impl Evaluator<'_> {
             Transform::Phone => e164(text),
             _ => Some(text.to_string()),
         };
-        if out.is_none() {
-            self.drift(field, DriftKind::WrongType);
-        }
-        out
+        self.read_as(field, out)
     }
 
     pub fn timestamp(
@@ -318,11 +323,7 @@ impl Evaluator<'_> {
             (_, v) => v.string().and_then(|s| timestamp::parse_datetime(s.trim())),
         };
         // An instant past 9999-12-31 in UTC (`9999-12-31T23:59:59-01:00`) has no canonical form.
-        let text = instant.and_then(timestamp::format_utc);
-        if text.is_none() {
-            self.drift(field, DriftKind::WrongType);
-        }
-        text
+        self.read_as(field, instant.and_then(timestamp::format_utc))
     }
 
     pub fn number(&mut self, field: &'static str, rule: Option<&Rule>, node: &Json) -> Option<f64> {
@@ -352,10 +353,7 @@ impl Evaluator<'_> {
             Some(s) if s.eq_ignore_ascii_case("false") => Some(false),
             _ => None,
         };
-        if out.is_none() {
-            self.drift(field, DriftKind::WrongType);
-        }
-        out
+        self.read_as(field, out)
     }
 
     pub fn object(
