@@ -5,8 +5,9 @@ mod common;
 
 use callgate_sim::{SimOptions, VendorKind};
 use common::sse::{data, named, urlencode, Stream};
-use common::Harness;
+use common::{Harness, KEY};
 use serde_json::Value;
+use std::io::Write;
 use std::time::Duration;
 
 /// A finished call of `provider` with at least two messages: its id and its GET answer.
@@ -31,6 +32,34 @@ fn ended_call_with_messages(h: &Harness, provider: &str) -> (String, Value) {
         .get(&format!("/v1/calls?provider={provider}&limit=5{agent}"))
         .text;
     panic!("no finished {provider} call with two messages: {listed:.1500}");
+}
+
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_what_is_ready() {
+    // `printf 'GET …' | nc -N`: the request is whole, then the client shuts its side. A finished
+    // call's events are all ready at once: they are written before the close is taken as the
+    // client leaving.
+    let h = Harness::start();
+    let (id, got) = ended_call_with_messages(&h, "zudu");
+    let path = format!("/v1/calls/{}/events", urlencode(&id));
+    let mut s = std::net::TcpStream::connect(h.gateway.addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: callgate\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+    )
+    .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let (seen, closed) = common::raw::read_to_close(&mut s);
+    let text = String::from_utf8_lossy(&seen);
+    assert!(closed, "the stream ends with the call: {text:.200}");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:.200}");
+    let messages = got["messages"].as_array().unwrap().len();
+    assert_eq!(
+        text.matches("event: message").count(),
+        messages,
+        "{text:.400}"
+    );
+    assert_eq!(text.matches("event: end").count(), 1, "{text:.400}");
 }
 
 #[test]

@@ -204,7 +204,11 @@ async fn write_stream(conn: &mut Stream, mut events: EventStream, slow: Duration
         events.abandoned(false);
     }
     while open {
+        // What is ready is written first: a client that shut its side after a whole request
+        // (`nc -N`) still gets a finished call's events; its close ends the stream only when
+        // the stream would wait.
         let chunk = tokio::select! {
+            biased;
             chunk = events.next() => chunk,
             _ = client_leaves(conn) => {
                 events.abandoned(false);
