@@ -195,7 +195,9 @@ KNOWN = {
     "callgate_state_operation_duration_seconds", "callgate_state_fallbacks_total",
     "callgate_event_streams_open", "callgate_events_sent_total", "callgate_event_reads_total",
     "callgate_event_upstream_connects_total", "callgate_event_streams_ended_total",
-    "callgate_event_delivery_seconds",
+    "callgate_event_delivery_seconds", "callgate_memory_allocated_bytes",
+    "callgate_memory_active_bytes", "callgate_memory_resident_bytes",
+    "callgate_memory_retained_bytes",
 }
 ALERTS_ONLY = {"callgate_circuit_open"}
 HISTOGRAMS = {"callgate_request_duration_seconds", "callgate_upstream_duration_seconds",

@@ -19,6 +19,7 @@ pub mod explain;
 pub mod gateway;
 pub mod layers;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod reload;
 pub mod server;

@@ -67,6 +67,7 @@ enum Command {
 fn main() -> ExitCode {
     // Before anything else can pick another rustls crypto provider (PINGORA-NOTES, #446).
     pingora::tls::install_default_crypto_provider();
+    callgate::memory::set_probe(jemalloc_stats);
     match Args::parse().command {
         Command::Serve { config, upgrade } => cli::serve::run(&config, upgrade),
         Command::Check { config } => cli::check::run(&config),
@@ -74,4 +75,18 @@ fn main() -> ExitCode {
         Command::Demo(args) => cli::demo::run(args),
         Command::Sim(args) => cli::sim::run(args),
     }
+}
+
+/// jemalloc's totals for `/metrics` (`callgate::memory`); they are cached by jemalloc until its
+/// epoch is advanced, so each read advances it first.
+fn jemalloc_stats() -> Option<callgate::memory::AllocatorStats> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    let read = |v: Result<usize, tikv_jemalloc_ctl::Error>| v.ok().map(|n| n as u64);
+    Some(callgate::memory::AllocatorStats {
+        allocated: read(stats::allocated::read())?,
+        active: read(stats::active::read())?,
+        resident: read(stats::resident::read())?,
+        retained: read(stats::retained::read())?,
+    })
 }

@@ -1,5 +1,6 @@
 //! Prometheus metrics: every series of DESIGN.md's "Metrics", registered once, rendered in the
-//! text format on the admin listener's `/metrics` (with the process collector's `process_*`).
+//! text format on the admin listener's `/metrics` (with the process collector's `process_*` and
+//! the allocator's `callgate_memory_*`, [`crate::memory`]).
 //!
 //! Label values come only from closed sets: provider names from config (or `none`), fixed
 //! operation names, fixed error codes, fixed kinds. Nothing a client sends becomes a label.
@@ -133,6 +134,9 @@ impl Metrics {
             let _ = r.register(Box::new(
                 prometheus::process_collector::ProcessCollector::for_self(),
             ));
+        }
+        if let Some(allocator) = crate::memory::collector() {
+            let _ = r.register(allocator);
         }
         Metrics {
             requests: counter(&r, "callgate_requests_total", "Requests answered, by provider, operation and code (ok or the problem code).", &["provider", "operation", "code"]),

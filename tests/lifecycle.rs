@@ -427,3 +427,28 @@ fn a_log_reader_that_stops_reading_does_not_stall_requests() {
     }
     drop(serve);
 }
+
+#[test]
+fn the_binary_reports_what_its_allocator_holds() {
+    // The allocator is the binary's (jemalloc): only `callgate serve` has these series.
+    let s = Setup::new("allocator");
+    s.write(&s.config("\"zudu\"", ""));
+    let mut serve = s.serve(false);
+    s.wait_ready(&mut serve);
+    let text = s.metrics();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} on /metrics"))
+    };
+    let allocated = value("callgate_memory_allocated_bytes");
+    let active = value("callgate_memory_active_bytes");
+    let resident = value("callgate_memory_resident_bytes");
+    value("callgate_memory_retained_bytes");
+    assert!(allocated > 0.0, "{allocated}");
+    assert!(
+        allocated <= active && active <= resident,
+        "{allocated} <= {active} <= {resident}"
+    );
+    assert!(resident <= value("process_resident_memory_bytes"));
+}
