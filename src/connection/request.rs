@@ -55,6 +55,22 @@ struct RequestCtx {
     _inflight: Inflight,
 }
 
+impl RequestCtx {
+    /// The request's log line and metrics, once it is answered (or failed to be).
+    fn record(&self, gateway: &Gateway, method: &str, path: &str, error: Option<&str>) {
+        let line = LogLine {
+            method,
+            path,
+            status: self.status,
+            request_id: &self.request_id,
+            trace_id: self.trace_id.as_deref(),
+            started: self.started,
+            error,
+        };
+        record(gateway, &line, &self.outcome);
+    }
+}
+
 fn header<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
     session
         .req_header()
@@ -333,16 +349,7 @@ impl StreamTail {
         } = *self;
         ctx.outcome.stream_end = Some(write_stream(&mut conn, stream, slow).await);
         drop(conn);
-        let line = LogLine {
-            method: "GET",
-            path: &path,
-            status: ctx.status,
-            request_id: &ctx.request_id,
-            trace_id: ctx.trace_id.as_deref(),
-            started: ctx.started,
-            error: None,
-        };
-        record(&gateway, &line, &ctx.outcome);
+        ctx.record(&gateway, "GET", &path, None);
     }
 }
 
@@ -400,16 +407,7 @@ pub async fn serve(gateway: &Gateway, session: &mut Session, limits: &Connection
 /// The log line and metrics of a request whose head was read.
 fn record_request(gateway: &Gateway, session: &Session, ctx: &RequestCtx, error: Option<&str>) {
     let req = session.req_header();
-    let line = LogLine {
-        method: req.method.as_str(),
-        path: req.uri.path(),
-        status: ctx.status,
-        request_id: &ctx.request_id,
-        trace_id: ctx.trace_id.as_deref(),
-        started: ctx.started,
-        error,
-    };
-    record(gateway, &line, &ctx.outcome);
+    ctx.record(gateway, req.method.as_str(), req.uri.path(), error);
 }
 
 /// Reads the body, asks the gateway, writes the answer — all of it, or an event stream's
